@@ -1,0 +1,1 @@
+"""cnn-ablations: Hydra + Lightning + W&B ablations of classic CNNs (LeNet-5, AlexNet-lite)."""

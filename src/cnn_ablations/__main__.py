@@ -1,0 +1,3 @@
+from cnn_ablations.train import main
+
+main()

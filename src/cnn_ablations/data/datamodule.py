@@ -1,0 +1,141 @@
+"""LightningDataModule over in-memory uint8 tensors; batches are normalised/augmented on device."""
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from cnn_ablations.data import augment
+from cnn_ablations.data.datasets import Split, Splits, load_dataset
+from cnn_ablations.data.loader import EpochSampler, TensorBatchLoader
+from cnn_ablations.errors import ConfigError, check_choice
+
+NORMALIZATIONS = ("standard", "lecun")
+LECUN_BACKGROUND, LECUN_FOREGROUND = -0.1, 1.175  # LeCun 1998: mean ~0, variance ~1 on MNIST
+
+
+class ImageDataModule(pl.LightningDataModule):
+    """Train/val/test batches of an image dataset from ``cnn_ablations.data.datasets``.
+
+    The whole dataset is one uint8 tensor; with ``device_resident`` it is moved to the training
+    device once, shuffled there with one permutation per epoch, and sliced into batches. Each
+    batch is turned to float, padded to ``pad_to`` with background, augmented (training batches
+    only: random crop, horizontal flip, AlexNet PCA colour noise) and normalised on the device,
+    in ``on_after_batch_transfer``.
+    """
+
+    def __init__(
+        self,
+        dataset: str = "mnist5k",
+        root: str = "data",
+        batch_size: int = 64,
+        eval_batch_size: int = 1000,
+        drop_last: bool = False,
+        normalization: str = "standard",
+        pad_to: int | None = None,
+        device_resident: str | bool = "auto",
+        augment: dict | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        check_choice("data.normalization", normalization, NORMALIZATIONS)
+        check_choice("data.device_resident", device_resident, ("auto", True, False))
+        for key, value in (("data.batch_size", batch_size), ("data.eval_batch_size", eval_batch_size)):
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{key}={value!r} is not valid; it must be a positive integer")
+        self.dataset, self.root = dataset, root
+        self.batch_size, self.eval_batch_size, self.drop_last = batch_size, eval_batch_size, drop_last
+        self.normalization, self.pad_to, self.device_resident = normalization, pad_to, device_resident
+        augment = dict(augment or {})
+        self.crop_padding = int(augment.pop("crop_padding", 0))
+        self.hflip = bool(augment.pop("hflip", False))
+        self.pca_sigma = float(augment.pop("pca_sigma", 0.0))
+        if augment:
+            raise ConfigError(f"data.augment has unknown keys {sorted(augment)}; "
+                              "valid: crop_padding, hflip, pca_sigma")
+        if self.crop_padding < 0:
+            raise ConfigError(f"data.augment.crop_padding={self.crop_padding} must be >= 0")
+        if self.pca_sigma < 0:
+            raise ConfigError(f"data.augment.pca_sigma={self.pca_sigma} must be >= 0 (0 = off)")
+        self.seed = seed
+        self.splits: Splits | None = None
+        self.summary: dict = {}
+
+    @property
+    def num_classes(self) -> int:
+        return self.splits.num_classes
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is not None:
+            return
+        self.splits = load_dataset(self.dataset, self.root)
+        train = self.splits.train.images
+        channels, height = train.shape[1], train.shape[2]
+        if self.pad_to is not None and height > self.pad_to:
+            raise ConfigError(f"data.dataset={self.dataset!r} has {height}x{height} images but "
+                              f"the model takes {self.pad_to}x{self.pad_to}; set model.input_size="
+                              f"{height}")
+        pixels = train.double().div_(255).transpose(0, 1).reshape(channels, -1)
+        self.mean, self.std = pixels.mean(1).float(), pixels.std(1).float()
+        self.summary = {"data/train_size": len(self.splits.train), "data/channels": channels}
+        if self.pca_sigma > 0:
+            if channels != 3:
+                raise ConfigError(f"data.augment.pca_sigma={self.pca_sigma} needs RGB images; "
+                                  f"data.dataset={self.dataset!r} has {channels} channel(s)")
+            self.pca_eigenvalues, self.pca_eigenvectors = augment.rgb_pca(train.float() / 255)
+            self.summary["data/pca_eigenvalues"] = self.pca_eigenvalues.tolist()
+
+    # -- loaders -----------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        """Where the dataset tensors live: the training device if resident, else the CPU."""
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        if device.type == "cpu" or self.device_resident is False:
+            return torch.device("cpu")
+        if self.device_resident == "auto" and device.type == "cuda":
+            nbytes = sum(s.images.nbytes for s in (self.splits.train, self.splits.val, self.splits.test))
+            if nbytes > 0.25 * torch.cuda.get_device_properties(device).total_memory:
+                return torch.device("cpu")
+        return device
+
+    def _loader(self, split: Split, batch_size: int, shuffle: bool, drop_last: bool):
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        device = self._device()
+        sampler = EpochSampler(len(split), shuffle, self.seed, rank, world, drop_last and shuffle)
+        return TensorBatchLoader(split.images.to(device), split.labels.to(device), batch_size,
+                                 sampler, drop_last)
+
+    def train_dataloader(self):
+        return self._loader(self.splits.train, self.batch_size, True, self.drop_last)
+
+    def val_dataloader(self):
+        return self._loader(self.splits.val, self.eval_batch_size, False, False)
+
+    def test_dataloader(self):
+        return self._loader(self.splits.test, self.eval_batch_size, False, False)
+
+    # -- per-batch transforms, on the device -----------------------------------------------------
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        images, labels = batch
+        x = images.float().div_(255)
+        if self.pad_to is not None and x.shape[-1] < self.pad_to:
+            total = self.pad_to - x.shape[-1]
+            x = F.pad(x, (total // 2, total - total // 2, total // 2, total - total // 2))
+        if self.trainer is not None and self.trainer.training:
+            x = self.augment(x)
+        return self.normalize(x), labels
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """Training-batch augmentation (x float in [0, 1])."""
+        if self.crop_padding:
+            x = augment.random_crop(x, self.crop_padding)
+        if self.hflip:
+            x = augment.random_hflip(x)
+        if self.pca_sigma > 0:
+            x = augment.pca_color_jitter(x, self.pca_eigenvalues.to(x.device),
+                                         self.pca_eigenvectors.to(x.device), self.pca_sigma)
+        return x
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        if self.normalization == "lecun":
+            return x * (LECUN_FOREGROUND - LECUN_BACKGROUND) + LECUN_BACKGROUND
+        shape = (1, -1, 1, 1)
+        return (x - self.mean.to(x.device).view(shape)) / self.std.to(x.device).view(shape)

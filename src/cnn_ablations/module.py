@@ -1,0 +1,106 @@
+"""The training loop: one LightningModule that trains any classifier network from `models/`."""
+
+from collections.abc import Callable, Sequence
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MaxMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from cnn_ablations.models.layers import count_trainable_parameters
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/inf loss; the job stops and is recorded as failed."""
+
+
+class Classifier(pl.LightningModule):
+    """Trains ``net`` with its own ``loss(scores, target)`` if it has one, else cross-entropy.
+
+    Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/acc_best``,
+    ``test/loss``, ``test/acc`` (torchmetrics accumulate on device; no per-step host sync) and the
+    trainable parameter count ``model/params``.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        num_classes: int = 10,
+    ):
+        super().__init__()
+        self.net = net
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc_best = MaxMetric()
+        self.num_params = count_trainable_parameters(net)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def loss(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        net_loss = getattr(self.net, "loss", None)
+        return net_loss(scores, target) if net_loss else F.cross_entropy(scores, target)
+
+    def on_fit_start(self) -> None:
+        self.val_acc_best.reset()
+        for logger in self.loggers:
+            logger.log_metrics({"model/params": self.num_params}, step=0)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        scores = self(x)
+        loss = self.loss(scores, y)
+        if batch_idx % self.trainer.log_every_n_steps == 0 and not torch.isfinite(loss):
+            # checked every log_every_n_steps only: a check is a device sync on GPU
+            raise NonFiniteLossError(f"non-finite loss at step {self.global_step}")
+        self.train_acc(scores, y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, "val", self.val_acc)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        self.val_acc_best(self.val_acc.compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, "test", self.test_acc)
+
+    def _eval_step(self, batch, stage: str, accuracy: MulticlassAccuracy) -> None:
+        x, y = batch
+        scores = self(x)
+        accuracy(scores, y)
+        self.log(f"{stage}/loss", self.loss(scores, y), batch_size=len(y), sync_dist=True)
+        self.log(f"{stage}/acc", accuracy, prog_bar=True, batch_size=len(y))
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def piecewise_constant_lr(optimizer: torch.optim.Optimizer, milestones: Sequence[int],
+                          factors: Sequence[float]) -> torch.optim.lr_scheduler.LambdaLR:
+    """lr = base_lr * factors[k] from epoch milestones[k-1] on (factors[0] before the first).
+
+    torch's MultiStepLR multiplies by one constant gamma; LeCun's schedule needs several.
+    """
+    if len(factors) != len(milestones) + 1:
+        raise ValueError("piecewise_constant_lr needs one more factor than milestones")
+
+    def factor(epoch: int) -> float:
+        return factors[sum(epoch >= m for m in milestones)]
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
