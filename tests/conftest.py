@@ -10,7 +10,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 # Fast settings for CLI runs: no progress bar/summary, fewer log lines.
-FAST = ["callbacks=minimal", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+FAST = [
+    "callbacks=minimal",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -19,13 +23,29 @@ def _offline_wandb(monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
 
 
-def run_cli(args: list[str], cwd: Path, timeout: int = 600, env: dict | None = None,
-            module: str = "cnn_ablations.train") -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str],
+    cwd: Path,
+    timeout: int = 600,
+    env: dict | None = None,
+    module: str = "cnn_ablations.train",
+) -> subprocess.CompletedProcess:
     """Run ``python -m <module> <args>`` in ``cwd`` with W&B offline; capture output."""
-    full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
-                "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    full_env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def only_run_dir(root: Path) -> Path:

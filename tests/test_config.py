@@ -8,7 +8,6 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
-
 from tests.conftest import CONF_DIR
 
 GROUPS = ["data", "model", "optimizer", "scheduler", "trainer", "logger", "callbacks"]

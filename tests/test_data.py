@@ -70,11 +70,14 @@ def test_training_batches_are_padded_and_normalised():
     assert abs(full.mean()) < 1e-3 and abs(full.std() - 1) < 1e-3
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"batch_size": -1}, "data.batch_size=-1 is not valid"),
-    ({"normalization": "minmax"}, "data.normalization='minmax' is not valid"),
-    ({"augment": {"pca_sigma": -0.1}}, "data.augment.pca_sigma=-0.1 must be >= 0"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": -1}, "data.batch_size=-1 is not valid"),
+        ({"normalization": "minmax"}, "data.normalization='minmax' is not valid"),
+        ({"augment": {"pca_sigma": -0.1}}, "data.augment.pca_sigma=-0.1 must be >= 0"),
+    ],
+)
 def test_bad_data_settings_fail_with_one_line(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         ImageDataModule(**kwargs)

@@ -88,11 +88,15 @@ class Classifier(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
 
 
-def piecewise_constant_lr(optimizer: torch.optim.Optimizer, milestones: Sequence[int],
-                          factors: Sequence[float]) -> torch.optim.lr_scheduler.LambdaLR:
+def piecewise_constant_lr(
+    optimizer: torch.optim.Optimizer, milestones: Sequence[int], factors: Sequence[float]
+) -> torch.optim.lr_scheduler.LambdaLR:
     """lr = base_lr * factors[k] from epoch milestones[k-1] on (factors[0] before the first).
 
     torch's MultiStepLR multiplies by one constant gamma; LeCun's schedule needs several.

@@ -12,8 +12,15 @@ from importlib import metadata
 from pathlib import Path
 
 RESULTS_FILE = "results.json"
-PACKAGES = ("torch", "torchvision", "pytorch-lightning", "hydra-core", "torchmetrics", "wandb",
-            "cnn-ablations")
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "pytorch-lightning",
+    "hydra-core",
+    "torchmetrics",
+    "wandb",
+    "cnn-ablations",
+)
 
 
 def write_results(job_dir: str | Path, results: dict) -> Path:
@@ -49,8 +56,9 @@ def _git_state() -> dict:
     src = Path(__file__).resolve().parent
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=src, capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=src, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
 
     try:
         return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}

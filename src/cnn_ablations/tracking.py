@@ -45,8 +45,11 @@ def build_loggers(cfg: DictConfig, run_name: str, group: str, job_type: str, tag
             wandb_logger = _start_wandb(logger_cfg, "offline", run_name, group, job_type, tags)
         if wandb_logger is not None:
             if mode == "offline":
-                log.info("W&B is offline: the run is saved under %s/wandb; upload it later with "
-                         "`make sync` (after `wandb login`)", logger_cfg.save_dir)
+                log.info(
+                    "W&B is offline: the run is saved under %s/wandb; upload it later with "
+                    "`make sync` (after `wandb login`)",
+                    logger_cfg.save_dir,
+                )
             loggers.append(wandb_logger)
     config = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:
@@ -63,8 +66,12 @@ def _start_wandb(logger_cfg, mode, run_name, group, job_type, tags):
         logger.experiment  # noqa: B018 - starts the W&B run now, so failures surface here
         return logger
     except Exception as err:  # wandb raises many types (network, auth, disk)
-        log.warning("W&B could not start in %s mode (%s: %s); continuing with CSV only",
-                    mode, type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+        log.warning(
+            "W&B could not start in %s mode (%s: %s); continuing with CSV only",
+            mode,
+            type(err).__name__,
+            str(err).splitlines()[0] if str(err) else "",
+        )
         finish_wandb()
         return None
 

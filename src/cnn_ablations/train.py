@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 import rich
 import rich.syntax
 import rich.tree
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -44,13 +45,18 @@ def job_identity(cfg: DictConfig) -> dict:
     """Overrides, variant (overrides minus seed), W&B run name, group, job type and tags."""
     hydra_cfg = HydraConfig.get()
     excluded = set(hydra_cfg.job.config.override_dirname.exclude_keys)
-    overrides = [o for o in hydra_cfg.overrides.task if o.split("=")[0].lstrip("+~") not in excluded]
+    overrides = [
+        o for o in hydra_cfg.overrides.task if o.split("=")[0].lstrip("+~") not in excluded
+    ]
     variant_parts = [o for o in overrides if o.split("=")[0].lstrip("+~") != "seed"]
     variant = ",".join(variant_parts)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     group = f"{cfg.name}-{Path(hydra_cfg.sweep.dir).name}" if multirun else cfg.name
-    settings = [f"{k}={v}" for k, v in (cfg.variants.get(cfg.variant) or {}).items()] if cfg.get(
-        "variant") else []
+    settings = (
+        [f"{k}={v}" for k, v in (cfg.variants.get(cfg.variant) or {}).items()]
+        if cfg.get("variant")
+        else []
+    )
     return {
         "overrides": overrides,
         "variant": variant,
@@ -66,7 +72,9 @@ def print_config_tree(cfg: DictConfig) -> None:
     """Print the resolved config as a rich tree, one branch per top-level group."""
     tree = rich.tree.Tree("config", style="bold")
     for key, value in cfg.items():
-        text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        text = (
+            OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
+        )
         tree.add(f"[bold]{key}[/]").add(rich.syntax.Syntax(text.rstrip(), "yaml"))
     rich.print(tree)
 
@@ -75,6 +83,8 @@ def train(cfg: DictConfig, output_dir: Path, identity: dict) -> dict:
     """Fit and test one configuration; return the final metrics."""
     if cfg.seed is not None:
         pl.seed_everything(cfg.seed, workers=True)
+    if cfg.get("torch_threads"):
+        torch.set_num_threads(cfg.torch_threads)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.setup()
     net = hydra.utils.instantiate(cfg.model)
@@ -85,12 +95,18 @@ def train(cfg: DictConfig, output_dir: Path, identity: dict) -> dict:
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         num_classes=datamodule.num_classes,
     )
-    loggers = build_loggers(cfg, identity["run_name"], identity["group"], identity["job_type"],
-                            identity["tags"])
+    loggers = build_loggers(
+        cfg, identity["run_name"], identity["group"], identity["job_type"], identity["tags"]
+    )
     for logger in loggers:
         logger.log_hyperparams(datamodule.summary)
     callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values()]
-    trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers, callbacks=callbacks)
+    strategy = {}
+    if identity["multirun"] and cfg.trainer.get("strategy") == "ddp":
+        # plain ddp re-runs the Hydra command per rank, which would start a second sweep
+        log.warning("multirun: using strategy=ddp_spawn instead of ddp (one run per job)")
+        strategy = {"strategy": "ddp_spawn"}
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers, callbacks=callbacks, **strategy)
 
     metrics: dict = {"params": model.num_params}
     if cfg.train:
@@ -104,8 +120,9 @@ def train(cfg: DictConfig, output_dir: Path, identity: dict) -> dict:
         ckpt = "best" if cfg.train else cfg.ckpt_path
         trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
         metrics.update(_scalars(trainer.callback_metrics, prefix="test/"))
-    metrics["best_checkpoint"] = trainer.checkpoint_callback.best_model_path if (
-        trainer.checkpoint_callback) else None
+    metrics["best_checkpoint"] = (
+        trainer.checkpoint_callback.best_model_path if (trainer.checkpoint_callback) else None
+    )
     return metrics
 
 
@@ -141,8 +158,13 @@ def main(cfg: DictConfig) -> float | None:
     finally:
         finish_wandb()
     write_results(output_dir, {**record, "status": "ok", "error": None, "metrics": metrics})
-    log.info("done: test/acc=%.4f val/acc_best=%.4f epochs=%s in %s", metrics.get("test/acc", float("nan")),
-             metrics.get("val/acc_best", float("nan")), metrics.get("epochs"), output_dir)
+    log.info(
+        "done: test/acc=%.4f val/acc_best=%.4f epochs=%s in %s",
+        metrics.get("test/acc", float("nan")),
+        metrics.get("val/acc_best", float("nan")),
+        metrics.get("epochs"),
+        output_dir,
+    )
     return metrics.get("test/acc")
 
 

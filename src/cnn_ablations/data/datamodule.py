@@ -27,6 +27,9 @@ class ImageDataModule(pl.LightningDataModule):
         self,
         dataset: str = "mnist5k",
         root: str = "data",
+        num_classes: int | None = None,
+        channels: int | None = None,
+        image_size: int | None = None,
         batch_size: int = 64,
         eval_batch_size: int = 1000,
         drop_last: bool = False,
@@ -39,19 +42,33 @@ class ImageDataModule(pl.LightningDataModule):
         super().__init__()
         check_choice("data.normalization", normalization, NORMALIZATIONS)
         check_choice("data.device_resident", device_resident, ("auto", True, False))
-        for key, value in (("data.batch_size", batch_size), ("data.eval_batch_size", eval_batch_size)):
+        for key, value in (
+            ("data.batch_size", batch_size),
+            ("data.eval_batch_size", eval_batch_size),
+        ):
             if not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{key}={value!r} is not valid; it must be a positive integer")
         self.dataset, self.root = dataset, root
-        self.batch_size, self.eval_batch_size, self.drop_last = batch_size, eval_batch_size, drop_last
-        self.normalization, self.pad_to, self.device_resident = normalization, pad_to, device_resident
+        self.declared = {"num_classes": num_classes, "channels": channels, "image_size": image_size}
+        self.batch_size, self.eval_batch_size, self.drop_last = (
+            batch_size,
+            eval_batch_size,
+            drop_last,
+        )
+        self.normalization, self.pad_to, self.device_resident = (
+            normalization,
+            pad_to,
+            device_resident,
+        )
         augment = dict(augment or {})
         self.crop_padding = int(augment.pop("crop_padding", 0))
         self.hflip = bool(augment.pop("hflip", False))
         self.pca_sigma = float(augment.pop("pca_sigma", 0.0))
         if augment:
-            raise ConfigError(f"data.augment has unknown keys {sorted(augment)}; "
-                              "valid: crop_padding, hflip, pca_sigma")
+            raise ConfigError(
+                f"data.augment has unknown keys {sorted(augment)}; "
+                "valid: crop_padding, hflip, pca_sigma"
+            )
         if self.crop_padding < 0:
             raise ConfigError(f"data.augment.crop_padding={self.crop_padding} must be >= 0")
         if self.pca_sigma < 0:
@@ -70,17 +87,32 @@ class ImageDataModule(pl.LightningDataModule):
         self.splits = load_dataset(self.dataset, self.root)
         train = self.splits.train.images
         channels, height = train.shape[1], train.shape[2]
+        actual = {
+            "num_classes": self.splits.num_classes,
+            "channels": channels,
+            "image_size": height,
+        }
+        for key, declared in self.declared.items():
+            if declared is not None and declared != actual[key]:
+                raise ConfigError(
+                    f"data.{key}={declared} but data.dataset={self.dataset!r} has "
+                    f"{actual[key]}; set data.{key}={actual[key]}"
+                )
         if self.pad_to is not None and height > self.pad_to:
-            raise ConfigError(f"data.dataset={self.dataset!r} has {height}x{height} images but "
-                              f"the model takes {self.pad_to}x{self.pad_to}; set model.input_size="
-                              f"{height}")
+            raise ConfigError(
+                f"data.dataset={self.dataset!r} has {height}x{height} images but "
+                f"the model takes {self.pad_to}x{self.pad_to}; set model.input_size="
+                f"{height}"
+            )
         pixels = train.double().div_(255).transpose(0, 1).reshape(channels, -1)
         self.mean, self.std = pixels.mean(1).float(), pixels.std(1).float()
         self.summary = {"data/train_size": len(self.splits.train), "data/channels": channels}
         if self.pca_sigma > 0:
             if channels != 3:
-                raise ConfigError(f"data.augment.pca_sigma={self.pca_sigma} needs RGB images; "
-                                  f"data.dataset={self.dataset!r} has {channels} channel(s)")
+                raise ConfigError(
+                    f"data.augment.pca_sigma={self.pca_sigma} needs RGB images; "
+                    f"data.dataset={self.dataset!r} has {channels} channel(s)"
+                )
             self.pca_eigenvalues, self.pca_eigenvectors = augment.rgb_pca(train.float() / 255)
             self.summary["data/pca_eigenvalues"] = self.pca_eigenvalues.tolist()
 
@@ -91,17 +123,22 @@ class ImageDataModule(pl.LightningDataModule):
         if device.type == "cpu" or self.device_resident is False:
             return torch.device("cpu")
         if self.device_resident == "auto" and device.type == "cuda":
-            nbytes = sum(s.images.nbytes for s in (self.splits.train, self.splits.val, self.splits.test))
+            nbytes = sum(
+                s.images.nbytes for s in (self.splits.train, self.splits.val, self.splits.test)
+            )
             if nbytes > 0.25 * torch.cuda.get_device_properties(device).total_memory:
                 return torch.device("cpu")
         return device
 
     def _loader(self, split: Split, batch_size: int, shuffle: bool, drop_last: bool):
-        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        rank, world = (
+            (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        )
         device = self._device()
         sampler = EpochSampler(len(split), shuffle, self.seed, rank, world, drop_last and shuffle)
-        return TensorBatchLoader(split.images.to(device), split.labels.to(device), batch_size,
-                                 sampler, drop_last)
+        return TensorBatchLoader(
+            split.images.to(device), split.labels.to(device), batch_size, sampler, drop_last
+        )
 
     def train_dataloader(self):
         return self._loader(self.splits.train, self.batch_size, True, self.drop_last)
@@ -130,8 +167,12 @@ class ImageDataModule(pl.LightningDataModule):
         if self.hflip:
             x = augment.random_hflip(x)
         if self.pca_sigma > 0:
-            x = augment.pca_color_jitter(x, self.pca_eigenvalues.to(x.device),
-                                         self.pca_eigenvectors.to(x.device), self.pca_sigma)
+            x = augment.pca_color_jitter(
+                x,
+                self.pca_eigenvalues.to(x.device),
+                self.pca_eigenvectors.to(x.device),
+                self.pca_sigma,
+            )
         return x
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:

@@ -86,7 +86,7 @@ def _torchvision(name: str, cls_name: str, root: str | Path, num_val: int = 5000
     cls = getattr(torchvision.datasets, cls_name)
     folder = Path(root) / cls_name
     how = (
-        f"download it on a machine with internet (`python -c \"import torchvision; "
+        f'download it on a machine with internet (`python -c "import torchvision; '
         f"torchvision.datasets.{cls_name}('{root}', download=True)\"`) and copy {folder} here, "
         f"or set paths.data_dir; data=mnist5k works offline"
     )
@@ -97,7 +97,10 @@ def _torchvision(name: str, cls_name: str, root: str | Path, num_val: int = 5000
         except RuntimeError:  # "Dataset not found": try to download it
             pass
         try:
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
                 return cls(root, train=train, download=True)
         except Exception as err:
             raise ConfigError(

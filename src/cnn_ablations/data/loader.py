@@ -19,8 +19,15 @@ class EpochSampler:
     (also after resuming), so a resumed run sees the same order as an uninterrupted one.
     """
 
-    def __init__(self, size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 drop_last: bool = False):
+    def __init__(
+        self,
+        size: int,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+    ):
         self.size, self.shuffle, self.seed = size, shuffle, seed
         self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
         self.epoch = 0
@@ -58,8 +65,14 @@ class TensorBatchLoader:
     crosses the bus. ``drop_last`` drops this rank's last partial batch.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-                 sampler: EpochSampler, drop_last: bool = False):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        sampler: EpochSampler,
+        drop_last: bool = False,
+    ):
         self.images, self.labels = images, labels
         self.batch_size, self.drop_last = batch_size, drop_last
         self.sampler = sampler  # Lightning finds `.sampler` and calls its set_epoch

@@ -72,8 +72,12 @@ class AlexNetLite(nn.Module):
         batchnorm: bool = False,
     ):
         super().__init__()
-        for key, value in (("num_classes", num_classes), ("in_channels", in_channels),
-                           ("input_size", input_size), ("fc_width", fc_width)):
+        for key, value in (
+            ("num_classes", num_classes),
+            ("in_channels", in_channels),
+            ("input_size", input_size),
+            ("fc_width", fc_width),
+        ):
             _check_positive_int(f"model.{key}", value)
         channels = tuple(channels)
         if len(channels) != 5:
@@ -82,7 +86,8 @@ class AlexNetLite(nn.Module):
             _check_positive_int("model.channels", c)
         for key, value in (("lrn", lrn), ("overlap_pool", overlap_pool), ("batchnorm", batchnorm)):
             check_choice(f"model.{key}", value, (True, False))
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        is_number = isinstance(dropout, int | float) and not isinstance(dropout, bool)
+        if not (is_number and 0 <= dropout < 1):
             raise ConfigError(f"model.dropout={dropout!r} is not valid; use a number in [0, 1)")
         make_activation(activation)  # validates the name before any layer is built
 
@@ -90,7 +95,7 @@ class AlexNetLite(nn.Module):
         pool_kernel, pool_pad = (3, 1) if overlap_pool else (2, 0)
         layers: list[nn.Module] = []
         size, c_in = input_size, in_channels
-        for i, (c_out, kernel) in enumerate(zip(channels, KERNELS)):
+        for i, (c_out, kernel) in enumerate(zip(channels, KERNELS, strict=True)):
             layers.append(nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=not batchnorm))
             if batchnorm:
                 layers.append(nn.BatchNorm2d(c_out))

@@ -1,0 +1,138 @@
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from cnn_ablations.errors import ConfigError
+from cnn_ablations.models.alexnet_lite import (
+    LRN_ALPHA,
+    LRN_BETA,
+    LRN_K,
+    LRN_SIZE,
+    AlexNetLite,
+    alexnet_lrn,
+)
+from cnn_ablations.models.layers import ACTIVATIONS
+
+
+def paper_lrn(a: torch.Tensor, k=LRN_K, n=LRN_SIZE, alpha=LRN_ALPHA, beta=LRN_BETA):
+    """The SPEC formula with an explicit window sum per channel, in float64."""
+    a = a.double()
+    channels = a.shape[1]
+    out = torch.empty_like(a)
+    for i in range(channels):
+        lo, hi = max(0, i - n // 2), min(channels - 1, i + n // 2)
+        window = sum(a[:, j] ** 2 for j in range(lo, hi + 1))
+        out[:, i] = a[:, i] / (k + alpha * window) ** beta
+    return out
+
+
+def model_lrns(model: nn.Module) -> list[nn.LocalResponseNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.LocalResponseNorm)]
+
+
+@pytest.mark.parametrize("channels", [1, 3, 5, 8, 16])
+@pytest.mark.parametrize("signed", [False, True])
+def test_lrn_matches_paper_formula(channels, signed):
+    g = torch.Generator().manual_seed(channels)
+    # Scale 40 makes alpha * sum(a^2) of order 1, so a wrong alpha or window would show.
+    a = 40 * torch.randn(4, channels, 5, 6, generator=g, dtype=torch.float64)
+    if not signed:
+        a = a.abs()
+    expected = paper_lrn(a)
+    lrns = [alexnet_lrn()] + model_lrns(AlexNetLite())
+    assert len(lrns) == 3
+    for lrn in lrns:
+        torch.testing.assert_close(lrn(a), expected, rtol=1e-6, atol=0)
+        torch.testing.assert_close(lrn(a.float()).double(), expected, rtol=1e-5, atol=0)
+    # The test can tell torch's alpha convention apart: alpha without the * n factor fails.
+    wrong = nn.LocalResponseNorm(LRN_SIZE, alpha=LRN_ALPHA, beta=LRN_BETA, k=LRN_K)(a)
+    assert not torch.allclose(wrong, expected, rtol=1e-3, atol=0)
+
+
+def test_lrn_sits_after_activation_of_conv1_and_conv2():
+    names = [type(m).__name__ for m in AlexNetLite(batchnorm=True).features]
+    block = ["Conv2d", "BatchNorm2d", "ReLU"]
+    pool = ["MaxPool2d"]
+    lrn = ["LocalResponseNorm"]
+    assert names == (block + lrn + pool) * 2 + block * 3 + pool
+
+
+@pytest.mark.parametrize(
+    "lrn,overlap_pool,batchnorm", list(itertools.product([True, False], repeat=3))
+)
+def test_output_shape_for_every_switch(lrn, overlap_pool, batchnorm):
+    model = AlexNetLite(lrn=lrn, overlap_pool=overlap_pool, batchnorm=batchnorm)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert len(model_lrns(model)) == (2 if lrn else 0)
+    pools = [m for m in model.modules() if isinstance(m, nn.MaxPool2d)]
+    assert len(pools) == 3
+    assert all(p.kernel_size == (3 if overlap_pool else 2) and p.stride == 2 for p in pools)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == batchnorm
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_output_shape_for_every_activation(activation):
+    model = AlexNetLite(activation=activation, num_classes=7)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 7)
+
+
+@pytest.mark.parametrize("size,overlap_pool", [(28, True), (28, False), (36, True), (8, False)])
+def test_other_input_sizes_and_channels(size, overlap_pool):
+    model = AlexNetLite(
+        in_channels=1,
+        input_size=size,
+        overlap_pool=overlap_pool,
+        channels=(4, 8, 8, 8, 4),
+        fc_width=16,
+    )
+    assert model(torch.randn(2, 1, size, size)).shape == (2, 10)
+
+
+def test_dropout_only_in_first_two_fc_layers():
+    model = AlexNetLite(dropout=0.3)
+    drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    assert [d.p for d in drops] == [0.3, 0.3]
+    assert all(isinstance(m, nn.Dropout) is False for m in model.features)
+    assert isinstance(model.classifier[-1], nn.Linear)
+
+
+@pytest.mark.parametrize(
+    "kwargs,key",
+    [
+        ({"activation": "gelu6"}, "model.activation"),
+        ({"lrn": "yes"}, "model.lrn"),
+        ({"overlap_pool": "maybe"}, "model.overlap_pool"),
+        ({"batchnorm": None}, "model.batchnorm"),
+    ],
+)
+def test_unknown_choice_raises_config_error_listing_choices(kwargs, key):
+    with pytest.raises(ConfigError, match=f"{key}=.*choose one of") as err:
+        AlexNetLite(**kwargs)
+    assert "\n" not in str(err.value)
+    if key == "model.activation":
+        assert all(name in str(err.value) for name in ACTIVATIONS)
+    else:
+        assert "True, False" in str(err.value)
+
+
+@pytest.mark.parametrize("dropout", [-0.1, 1, 1.0, 1.5, "half"])
+def test_dropout_outside_unit_interval_raises(dropout):
+    with pytest.raises(ConfigError, match=r"model.dropout=.*\[0, 1\)"):
+        AlexNetLite(dropout=dropout)
+
+
+@pytest.mark.parametrize(
+    "kwargs,key",
+    [
+        ({"channels": (8, 8, 8)}, "model.channels"),
+        ({"channels": (8, 8, 0, 8, 8)}, "model.channels"),
+        ({"fc_width": 0}, "model.fc_width"),
+        ({"num_classes": 2.5}, "model.num_classes"),
+        ({"input_size": 7, "overlap_pool": False}, "model.input_size"),
+    ],
+)
+def test_bad_sizes_raise(kwargs, key):
+    with pytest.raises(ConfigError, match=key):
+        AlexNetLite(**kwargs)

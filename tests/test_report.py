@@ -1,0 +1,194 @@
+"""`cnn_ablations.report` on synthetic sweeps, checked against independent numpy/scipy sums."""
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.image import imread
+from scipy import stats
+
+from cnn_ablations.report import analyse_sweep, build_report, epoch_curves, main
+from fake_sweep import EPOCHS, curve, make_factorial_sweep, make_ofat_sweep, write_job
+
+VARIANTS = ["baseline", "sigmoid", "relu"]
+REPORT_FILES = [
+    "report.md",
+    "summary.csv",
+    "summary.md",
+    "effects.csv",
+    "val_acc.png",
+    "train_loss.png",
+    "test_acc.png",
+]
+
+
+@pytest.fixture(autouse=True)
+def _wandb_offline(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+
+
+@pytest.fixture(scope="module")
+def ofat(tmp_path_factory):
+    """(sweep dir, test acc per (variant, seed), report dir) of the one-factor sweep."""
+    sweep_dir, acc = make_ofat_sweep(tmp_path_factory.mktemp("ofat"))
+    return sweep_dir, acc, build_report(sweep_dir)
+
+
+@pytest.fixture(scope="module")
+def factorial(tmp_path_factory):
+    """(sweep dir, test acc per (activation, pool, seed), report dir) of the 2x2 grid."""
+    sweep_dir, acc = make_factorial_sweep(tmp_path_factory.mktemp("grid"))
+    return sweep_dir, acc, build_report(sweep_dir)
+
+
+def paired_t(diffs: list[float]) -> tuple[float, float, float]:
+    """Mean and 95% t-interval of paired differences."""
+    d = np.array(diffs)
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    return d.mean(), d.mean() - half, d.mean() + half
+
+
+def test_summary_matches_numpy(ofat):
+    _, acc, report_dir = ofat
+    summary = pd.read_csv(report_dir / "summary.csv").set_index("variant")
+    means = {v: np.mean([acc[v, s] for s in range(3)]) for v in VARIANTS}
+    assert list(summary.index) == [f"variant={v}" for v in sorted(means, key=means.get)[::-1]]
+    for variant in VARIANTS:
+        values = np.array([acc[variant, s] for s in range(3)])
+        row = summary.loc[f"variant={variant}"]
+        assert row["n"] == 3  # the failed relu jobs are not counted
+        assert row["test_acc_mean"] == pytest.approx(values.mean())
+        assert row["test_acc_std"] == pytest.approx(values.std(ddof=1))
+        assert row["test_acc_min"] == pytest.approx(values.min())
+        assert row["test_acc_max"] == pytest.approx(values.max())
+        assert row["val_acc_best_mean"] == pytest.approx(values.mean() + 0.005)
+        assert row["val_acc_best_std"] == pytest.approx(values.std(ddof=1))
+        final_loss = [curve(a, EPOCHS - 1)[1] for a in values]
+        assert row["train_loss_mean"] == pytest.approx(np.mean(final_loss))
+        assert row["epochs_mean"] == EPOCHS
+        assert row["params_mean"] == 61706
+        assert row["sec_per_epoch_mean"] == pytest.approx(np.mean([1.5, 2.5, 3.5]))
+        assert row["overrides"] == f"sweep=lenet_ablation,trainer.max_epochs=3,variant={variant}"
+
+
+def test_effects_vs_baseline_match_scipy(ofat):
+    _, acc, report_dir = ofat
+    effects = pd.read_csv(report_dir / "effects.csv")
+    assert list(effects["level"]) == ["sigmoid", "relu"]  # multirun.yaml order, baseline first
+    for row in effects.itertuples():
+        mean, low, high = paired_t([acc[row.level, s] - acc["baseline", s] for s in range(3)])
+        assert (row.factor, row.reference, row.n) == ("variant", "baseline", 3)
+        assert row.effect == pytest.approx(mean)
+        assert row.ci_low == pytest.approx(low)
+        assert row.ci_high == pytest.approx(high)
+        assert row.excludes_zero == (low > 0 or high < 0)
+    assert effects.set_index("level").loc["sigmoid", "excludes_zero"]  # Δ ≈ -0.10
+
+
+def test_report_md_lists_failed_jobs_and_links_resolve(ofat):
+    sweep_dir, _, report_dir = ofat
+    text = (report_dir / "report.md").read_text()
+    assert "lenet_ablation" in text and sweep_dir.name in text
+    assert "9 ok, 2 failed" in text
+    failed = text.split("## Failed jobs")[1]
+    assert "`variant=relu,seed=3`: loss is NaN" in failed
+    assert "`variant=relu,seed=4`: no results.json" in failed
+    assert "paired by seed, t-based" in text
+    assert "| `variant` | `sigmoid` | `baseline` | 3 |" in text
+    assert "**yes**" in text
+    assert "`trainer.max_epochs=3`" in text  # shared override named once, not in labels
+    assert "| `variant=relu` | 3 |" in text
+    links = re.findall(r"\]\(([^)]+)\)", text)
+    assert {"val_acc.png", "train_loss.png", "test_acc.png"} <= set(links)
+    for link in links:
+        assert (report_dir / link).is_file(), link
+
+
+def test_every_file_written_and_pngs_decode(ofat, factorial):
+    for _, _, report_dir in (ofat, factorial):
+        for name in REPORT_FILES:
+            assert (report_dir / name).stat().st_size > 0, name
+        for name in REPORT_FILES[-3:]:
+            image = imread(report_dir / name)
+            height, width = image.shape[:2]
+            assert width > 300 and height > 200, name
+            assert image.std() > 0, name  # not blank
+
+
+def test_epoch_curves_take_last_non_null_per_epoch(ofat, tmp_path):
+    sweep_dir, acc, _ = ofat
+    curves = epoch_curves(sweep_dir / "variant=sigmoid,seed=1" / "csv" / "metrics.csv")
+    assert list(curves["epoch"]) == list(range(EPOCHS))
+    expected = np.array([curve(acc["sigmoid", 1], e) for e in range(EPOCHS)])
+    np.testing.assert_allclose(curves[["val/acc", "train/loss"]], expected)
+
+    rows = "epoch,step,val/acc,train/loss\n0,1,0.1,\n0,1,0.2,\n0,2,,1.5\n1,3,0.3,\n1,4,,1.2\n"
+    (tmp_path / "metrics.csv").write_text(rows)
+    curves = epoch_curves(tmp_path / "metrics.csv")
+    np.testing.assert_allclose(curves[["val/acc", "train/loss"]], [[0.2, 1.5], [0.3, 1.2]])
+
+
+def test_factorial_main_effects_match_scipy(factorial):
+    _, acc, report_dir = factorial
+    effects = pd.read_csv(report_dir / "effects.csv").set_index("factor")
+    # References are the first levels in multirun.yaml (tanh, max), not sorted order.
+    assert effects.loc["model.activation", ["level", "reference"]].tolist() == ["relu", "tanh"]
+    assert effects.loc["model.pool", ["level", "reference"]].tolist() == ["avg", "max"]
+    activation = [
+        np.mean([acc["relu", p, s] for p in ("max", "avg")])
+        - np.mean([acc["tanh", p, s] for p in ("max", "avg")])
+        for s in range(3)
+    ]
+    pool = [
+        np.mean([acc[a, "avg", s] for a in ("tanh", "relu")])
+        - np.mean([acc[a, "max", s] for a in ("tanh", "relu")])
+        for s in range(3)
+    ]
+    for factor, diffs in [("model.activation", activation), ("model.pool", pool)]:
+        mean, low, high = paired_t(diffs)
+        row = effects.loc[factor]
+        assert row["n"] == 3
+        assert (row["effect"], row["ci_low"], row["ci_high"]) == pytest.approx((mean, low, high))
+        assert row["excludes_zero"] == (low > 0 or high < 0)
+    summary = pd.read_csv(report_dir / "summary.csv")
+    assert len(summary) == 4 and (summary["n"] == 3).all()
+    assert "main effects" in (report_dir / "report.md").read_text()
+
+
+def test_single_seed_has_blank_std_and_no_interval(tmp_path):
+    sweep_dir = tmp_path / "one_seed" / "2026-01-01_00-00-00"
+    write_job(sweep_dir, ["variant=baseline"], 0, 0.9)
+    write_job(sweep_dir, ["variant=relu"], 0, 0.95)
+    analysis = analyse_sweep(sweep_dir)
+    assert analysis.summary["test_acc_std"].isna().all()
+    (effect,) = analysis.effects.itertuples()
+    assert (effect.level, effect.n) == ("relu", 1)
+    assert effect.effect == pytest.approx(0.05)
+    assert math.isnan(effect.ci_low) and not effect.excludes_zero
+
+
+def test_cli_defaults_to_latest_sweep(tmp_path, monkeypatch, capsys):
+    ofat_dir, _ = make_ofat_sweep(tmp_path)
+    grid_dir, _ = make_factorial_sweep(tmp_path)  # later timestamp
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "150")  # rich folds long labels in narrow terminals
+    assert main([]) == 0
+    assert (grid_dir / "report" / "report.md").is_file()
+    assert not (ofat_dir / "report").exists()
+    out = capsys.readouterr().out
+    assert "model.activation=relu,model.pool=max" in out and "report.md" in out
+
+    assert main([str(ofat_dir)]) == 0  # failed jobs do not fail the report
+    out = capsys.readouterr().out
+    assert "failed variant=relu,seed=3: loss is NaN" in out
+
+
+def test_cli_errors_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 2
+    assert "no sweep found under outputs/sweeps" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["empty"]) == 2
+    assert "empty holds no jobs" in capsys.readouterr().err
