@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import cnn_ablations.train  # noqa: F401  (registers the config's resolvers)
+
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 # Fast settings for CLI runs: no progress bar/summary, fewer log lines.

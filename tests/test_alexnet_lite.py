@@ -127,6 +127,7 @@ def test_dropout_outside_unit_interval_raises(dropout):
     "kwargs,key",
     [
         ({"channels": (8, 8, 8)}, "model.channels"),
+        ({"channels": 8}, "model.channels"),
         ({"channels": (8, 8, 0, 8, 8)}, "model.channels"),
         ({"fc_width": 0}, "model.fc_width"),
         ({"num_classes": 2.5}, "model.num_classes"),

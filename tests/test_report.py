@@ -24,11 +24,6 @@ REPORT_FILES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _wandb_offline(monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
-
-
 @pytest.fixture(scope="module")
 def ofat(tmp_path_factory):
     """(sweep dir, test acc per (variant, seed), report dir) of the one-factor sweep."""

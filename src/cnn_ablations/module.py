@@ -30,17 +30,24 @@ class Classifier(pl.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         num_classes: int = 10,
+        compile_net: bool = False,
+        channels_last: bool = False,
     ):
         super().__init__()
-        self.net = net
+        self.num_params = count_trainable_parameters(net)
+        self.channels_last = channels_last
+        if channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.net = torch.compile(net) if compile_net else net
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc_best = MaxMetric()
-        self.num_params = count_trainable_parameters(net)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
     def loss(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

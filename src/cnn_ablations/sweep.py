@@ -4,13 +4,38 @@ import json
 import logging
 from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
 from cnn_ablations.results import read_results
 
 log = logging.getLogger(__name__)
 SUMMARY_FILE = "sweep_summary.json"
+NOT_A_FACTOR = ("sweep", "launcher", "hydra/launcher", "resume")
+
+
+def override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def swept_overrides(hydra_cfg: DictConfig) -> list[str]:
+    """This job's overrides for the keys the sweep varies (``a=x,y`` on the command line, or the
+    sweep file's ``hydra.sweeper.params``); values fixed for the whole sweep are left out.
+
+    Read from the sweep's ``multirun.yaml``, which Hydra writes before launching any job, so it
+    works in launcher worker processes too. Outside a multirun: all of the job's overrides.
+    """
+    task = [o for o in hydra_cfg.overrides.task if override_key(o) not in NOT_A_FACTOR]
+    multirun_file = Path(hydra_cfg.sweep.dir) / "multirun.yaml"
+    if hydra_cfg.mode != RunMode.MULTIRUN or not multirun_file.is_file():
+        return task
+    sweep_cfg = OmegaConf.load(multirun_file).hydra
+    parsed = OverridesParser.create().parse_overrides(list(sweep_cfg.overrides.task))
+    swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
+    swept |= set(sweep_cfg.sweeper.get("params") or {})
+    return [o for o in task if override_key(o) in swept] or task
 
 
 def collect_jobs(sweep_dir: Path) -> list[dict]:

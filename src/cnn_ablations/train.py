@@ -22,11 +22,18 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnn_ablations.errors import ConfigError, check_choice
 from cnn_ablations.results import write_results
+from cnn_ablations.sweep import NOT_A_FACTOR, override_key, swept_overrides
 from cnn_ablations.tracking import build_loggers, finish_wandb
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 MAX_TAG_LENGTH = 64  # W&B's limit
+# `${module_name:a.b.lenet5.LeNet5}` -> "lenet5": the default experiment name in conf/config.yaml
+OmegaConf.register_new_resolver("module_name", lambda target: target.split(".")[-2], replace=True)
+# `${job_dirname:}`: a multirun job's dir name, from the overrides its sweep varies
+OmegaConf.register_new_resolver(
+    "job_dirname", lambda: ",".join(swept_overrides(HydraConfig.get())) or "job", replace=True
+)
 
 
 def apply_variant(cfg: DictConfig) -> None:
@@ -42,25 +49,20 @@ def apply_variant(cfg: DictConfig) -> None:
 
 
 def job_identity(cfg: DictConfig) -> dict:
-    """Overrides, variant (overrides minus seed), W&B run name, group, job type and tags."""
+    """Overrides, variant (swept overrides minus seed), W&B run name, group, job type, tags."""
     hydra_cfg = HydraConfig.get()
-    excluded = set(hydra_cfg.job.config.override_dirname.exclude_keys)
-    overrides = [
-        o for o in hydra_cfg.overrides.task if o.split("=")[0].lstrip("+~") not in excluded
-    ]
-    variant_parts = [o for o in overrides if o.split("=")[0].lstrip("+~") != "seed"]
-    variant = ",".join(variant_parts)
+    overrides = [o for o in hydra_cfg.overrides.task if override_key(o) not in NOT_A_FACTOR]
+    swept = swept_overrides(hydra_cfg)
+    variant = ",".join(o for o in swept if override_key(o) != "seed")
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     group = f"{cfg.name}-{Path(hydra_cfg.sweep.dir).name}" if multirun else cfg.name
-    settings = (
-        [f"{k}={v}" for k, v in (cfg.variants.get(cfg.variant) or {}).items()]
-        if cfg.get("variant")
-        else []
-    )
+    settings = []
+    if cfg.get("variant") is not None:
+        settings = [f"{k}={v}" for k, v in (cfg.variants.get(cfg.variant) or {}).items()]
     return {
         "overrides": overrides,
         "variant": variant,
-        "run_name": ",".join(overrides) or cfg.name,
+        "run_name": ",".join(swept) or cfg.name,
         "group": group,
         "job_type": cfg.get("variant") or variant or "train",
         "tags": [t[:MAX_TAG_LENGTH] for t in overrides + settings],
@@ -94,6 +96,8 @@ def train(cfg: DictConfig, output_dir: Path, identity: dict) -> dict:
         optimizer=hydra.utils.instantiate(cfg.optimizer),
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         num_classes=datamodule.num_classes,
+        compile_net=cfg.compile,
+        channels_last=cfg.channels_last,
     )
     loggers = build_loggers(
         cfg, identity["run_name"], identity["group"], identity["job_type"], identity["tags"]
@@ -126,6 +130,10 @@ def train(cfg: DictConfig, output_dir: Path, identity: dict) -> dict:
     return metrics
 
 
+def _failure(message: str) -> dict:
+    return {"status": "failed", "error": message, "finished_at": time.time()}
+
+
 def _scalars(metrics: dict, prefix: str = "") -> dict:
     return {k: float(v) for k, v in metrics.items() if k.startswith(prefix) and v.numel() == 1}
 
@@ -136,7 +144,7 @@ def main(cfg: DictConfig) -> float | None:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     identity = job_identity(cfg)
     record = {key: identity[key] for key in ("overrides", "variant", "group")}
-    record |= {"seed": cfg.seed, "output_dir": str(output_dir)}
+    record |= {"seed": cfg.seed, "output_dir": str(output_dir), "started_at": time.time()}
     try:
         apply_variant(cfg)
         print_config_tree(cfg)
@@ -146,18 +154,21 @@ def main(cfg: DictConfig) -> float | None:
         if not identity["multirun"]:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
-        write_results(output_dir, {**record, "status": "failed", "error": str(err)})
+        write_results(output_dir, {**record, **_failure(str(err))})
         return None
     except Exception as err:
         message = f"{type(err).__name__}: {err}".splitlines()[0]
-        write_results(output_dir, {**record, "status": "failed", "error": message})
+        write_results(output_dir, {**record, **_failure(message)})
         if not identity["multirun"]:
             raise
         log.exception("job failed, the sweep goes on: %s", message)
         return None
     finally:
         finish_wandb()
-    write_results(output_dir, {**record, "status": "ok", "error": None, "metrics": metrics})
+    write_results(
+        output_dir,
+        {**record, "status": "ok", "error": None, "metrics": metrics, "finished_at": time.time()},
+    )
     log.info(
         "done: test/acc=%.4f val/acc_best=%.4f epochs=%s in %s",
         metrics.get("test/acc", float("nan")),

@@ -1,0 +1,183 @@
+"""Sweeps: multirun job dirs, one W&B run per job, sweep files, launchers, failures, DDP."""
+
+import json
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from tests.conftest import CONF_DIR, FAST, run_cli
+from tests.wandb_records import run_record
+
+from cnn_ablations.train import apply_variant
+
+TINY = [*FAST, "trainer.max_epochs=1"]
+
+
+def job_dirs(root: Path) -> list[Path]:
+    return sorted(p.parent for p in root.glob("outputs/sweeps/*/*/*/.hydra"))
+
+
+def test_2x2_multirun_gives_4_jobs_each_with_outputs_and_its_own_wandb_run(tmp_path):
+    result = run_cli(["-m", "model.activation=sigmoid,relu", "seed=0,1", *TINY], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = job_dirs(tmp_path)
+    assert [j.name for j in jobs] == [
+        "model.activation=relu,seed=0",
+        "model.activation=relu,seed=1",
+        "model.activation=sigmoid,seed=0",
+        "model.activation=sigmoid,seed=1",
+    ]
+    sweep_dir = jobs[0].parent
+    runs = []
+    for job in jobs:
+        results = json.loads((job / "results.json").read_text())
+        assert results["status"] == "ok" and 0 < results["metrics"]["test/acc"] <= 1
+        assert (job / "csv" / "metrics.csv").is_file()
+        assert (job / "checkpoints" / "last.ckpt").is_file()
+        (wandb_run,) = (job / "wandb").glob("offline-run-*")
+        runs.append(run_record(wandb_run))
+        activation = job.name.split(",")[0]
+        assert runs[-1].job_type == activation  # the variant: overrides minus the seed
+        tags = {t.lower() for t in runs[-1].tags}
+        assert tags == {*job.name.split(","), *TINY}  # one tag per override
+        assert runs[-1].display_name == job.name
+    assert len({r.run_id for r in runs}) == 4
+    assert {r.run_group for r in runs} == {f"lenet5-mnist5k-{sweep_dir.name}"}
+    summary = json.loads((sweep_dir / "sweep_summary.json").read_text())
+    assert summary["jobs"] == 4 and summary["failed"] == 0
+
+
+def sweep_jobs(sweep: str, extra: list[str] | None = None) -> list[list[str]]:
+    """The override sets a sweep file expands to, as Hydra's basic sweeper computes them."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"sweep={sweep}"], return_hydra_config=True)
+    params = {**cfg.hydra.sweeper.params, **dict(e.split("=", 1) for e in (extra or []))}
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+@pytest.mark.parametrize(
+    ("sweep", "count", "varying"),
+    [
+        ("lenet_ablation", 27, {"variant", "seed"}),
+        (
+            "lenet_factorial",
+            64,
+            {
+                "model.activation",
+                "model.pool",
+                "model.batchnorm",
+                "model.dropout",
+                "model.head",
+                "seed",
+            },
+        ),
+        (
+            "alexnet_ablation",
+            24,
+            {"model.lrn", "model.overlap_pool", "data.augment.pca_sigma", "seed"},
+        ),
+        ("lenet_vs_alexnet", 12, {"model", "data.augment.pca_sigma", "seed"}),
+    ],
+)
+def test_every_sweep_file_lists_its_jobs_and_each_job_builds(sweep, count, varying):
+    jobs = sweep_jobs(sweep)
+    assert len(jobs) == count and len({tuple(j) for j in jobs}) == count
+    assert {o.split("=")[0] for o in jobs[0]} == varying
+    seen_models = set()
+    for job in jobs:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=[f"sweep={sweep}", *job])
+        apply_variant(cfg)
+        key = (cfg.model._target_, str(cfg.model), cfg.data.dataset)
+        if key not in seen_models:  # build each distinct network once
+            seen_models.add(key)
+            import hydra
+
+            net = hydra.utils.instantiate(cfg.model)
+            size = cfg.model.input_size
+            assert net(torch.zeros(2, cfg.model.in_channels, size, size)).shape == (2, 10)
+
+
+def test_sweep_seeds_can_be_overridden_from_the_shell():
+    jobs = sweep_jobs("lenet_ablation", ["seed=0,1,2,3,4"])
+    assert len(jobs) == 45
+
+
+def test_ablation_variants_each_change_one_factor():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["sweep=lenet_ablation"])
+    variants = cfg.variants
+    assert variants.baseline == {}
+    assert all(len(v) == 1 for k, v in variants.items() if k != "baseline")
+    assert {str(k) for v in variants.values() for k in v} == {
+        "model.activation",
+        "model.pool",
+        "model.batchnorm",
+        "model.dropout",
+        "model.head",
+        "model.c3",
+    }
+
+
+def test_joblib_runs_jobs_in_parallel_and_a_failing_job_does_not_stop_the_sweep(tmp_path):
+    result = run_cli(["-m", "launcher=joblib", "model.dropout=0.0,1.5", *TINY], tmp_path)
+    assert result.returncode == 1
+    jobs = {j.name: json.loads((j / "results.json").read_text()) for j in job_dirs(tmp_path)}
+    assert jobs["model.dropout=0.0"]["status"] == "ok"
+    failed = jobs["model.dropout=1.5"]
+    assert failed["status"] == "failed" and "model.dropout=1.5" in failed["error"]
+    assert "FAILED model.dropout=1.5" in result.stderr + result.stdout
+    summary = json.loads(next(tmp_path.glob("outputs/sweeps/*/*/sweep_summary.json")).read_text())
+    assert summary["failed"] == 1
+    # two loky workers: the jobs' lifetimes overlap
+    spans = sorted((r["started_at"], r["finished_at"]) for r in jobs.values())
+    assert all(a[1] > b[0] for a, b in pairwise(spans))
+
+
+def test_slurm_launcher_preset_composes():
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=["launcher=slurm", "hydra.launcher.partition=gpu"],
+            return_hydra_config=True,
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min) == ("gpu", 1, 120)
+    assert cfg.trainer.accelerator == "gpu"
+
+
+def test_ddp_cpu_single_run_syncs_metrics_across_ranks(tmp_path):
+    result = run_cli(["trainer=ddp_cpu", *TINY, "logger=csv"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = [p.parent for p in tmp_path.glob("outputs/runs/*/*/.hydra")]
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == "ok"
+    # val/acc logged under DDP (each rank sees half of the 500 val digits) equals the accuracy
+    # of the saved model on the whole val split computed here in one process
+    from cnn_ablations.data import ImageDataModule
+    from cnn_ablations.module import Classifier
+
+    model = Classifier.load_from_checkpoint(
+        run_dir / "checkpoints" / "last.ckpt", weights_only=False
+    )
+    dm = ImageDataModule()
+    dm.setup()
+    x, y = dm.on_after_batch_transfer((dm.splits.val.images, dm.splits.val.labels), 0)
+    with torch.no_grad():
+        accuracy = (model.eval()(x).argmax(1) == y).float().mean().item()
+    assert results["metrics"]["val/acc"] == pytest.approx(accuracy, abs=1e-6)
+
+
+def test_ddp_cpu_multirun_gives_one_dir_per_job(tmp_path):
+    result = run_cli(["-m", "trainer=ddp_cpu", "seed=0,1", *TINY, "logger=csv"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list(tmp_path.glob("outputs/sweeps/*"))) == 1  # no second sweep from rank 1
+    jobs = job_dirs(tmp_path)
+    assert [j.name for j in jobs] == ["seed=0", "seed=1"]
+    assert all(json.loads((j / "results.json").read_text())["status"] == "ok" for j in jobs)
