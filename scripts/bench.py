@@ -280,9 +280,8 @@ def run_pil(data: BenchData, cfg, epochs: int, seed: int, workers: int) -> list[
 
     train, val = data.splits.train, data.splits.val
     pixels = train.images.double().div(255).transpose(0, 1).reshape(data.channels, -1)
-    transform = transforms.Compose(
-        [transforms.ToTensor(), transforms.Normalize(pixels.mean(1).tolist(), pixels.std(1).tolist())]
-    )
+    normalize = transforms.Normalize(pixels.mean(1).tolist(), pixels.std(1).tolist())
+    transform = transforms.Compose([transforms.ToTensor(), normalize])
     train_loader = DataLoader(
         PILDataset(train.images, train.labels, transform),
         batch_size=cfg.data.batch_size,

@@ -161,16 +161,16 @@ def test_ddp_cpu_single_run_syncs_metrics_across_ranks(tmp_path):
     # val/acc logged under DDP (each rank sees half of the 500 val digits) equals the accuracy
     # of the saved model on the whole val split computed here in one process
     from cnn_ablations.data import ImageDataModule
-    from cnn_ablations.module import Classifier
+    from cnn_ablations.models.lenet5 import LeNet5
 
-    model = Classifier.load_from_checkpoint(
-        run_dir / "checkpoints" / "last.ckpt", weights_only=False
-    )
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    net = LeNet5()
+    net.load_state_dict({k.removeprefix("net."): v for k, v in state.items() if k[:4] == "net."})
     dm = ImageDataModule()
     dm.setup()
     x, y = dm.on_after_batch_transfer((dm.splits.val.images, dm.splits.val.labels), 0)
     with torch.no_grad():
-        accuracy = (model.eval()(x).argmax(1) == y).float().mean().item()
+        accuracy = (net.eval()(x).argmax(1) == y).float().mean().item()
     assert results["metrics"]["val/acc"] == pytest.approx(accuracy, abs=1e-6)
 
 

@@ -1,5 +1,6 @@
 """Experiment tracking: CSV always, W&B (online, or offline to sync later) when configured."""
 
+import csv
 import logging
 import netrc
 import os
@@ -7,8 +8,26 @@ from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning import loggers
 
 log = logging.getLogger(__name__)
+
+
+class CSVLogger(loggers.CSVLogger):
+    """Lightning's CSVLogger that appends to an existing ``metrics.csv``.
+
+    Lightning's writer forgets the header of a file it did not write in this process (a resumed
+    run, or ``trainer.test`` after a ``ddp_spawn`` fit) and then crashes rewriting it. This reads
+    the header back before the first write.
+    """
+
+    @property
+    def experiment(self):
+        writer = super().experiment
+        if not writer.metrics_keys and os.path.isfile(writer.metrics_file_path):
+            with open(writer.metrics_file_path, newline="") as file:
+                writer.metrics_keys = next(csv.reader(file), [])
+        return writer
 
 
 def wandb_mode() -> str:
@@ -31,10 +50,10 @@ def build_loggers(cfg: DictConfig, run_name: str, group: str, job_type: str, tag
     If W&B cannot start (no network for online mode, bad key, unwritable dir) it warns once and
     falls back to offline, then to CSV only: a run's metrics are never lost to tracking.
     """
-    loggers = []
+    built = []
     for key, logger_cfg in cfg.logger.items():
         if key != "wandb":
-            loggers.append(hydra.utils.instantiate(logger_cfg))
+            built.append(hydra.utils.instantiate(logger_cfg))
             continue
         mode = wandb_mode()
         if mode == "disabled":
@@ -50,11 +69,11 @@ def build_loggers(cfg: DictConfig, run_name: str, group: str, job_type: str, tag
                     "`make sync` (after `wandb login`)",
                     logger_cfg.save_dir,
                 )
-            loggers.append(wandb_logger)
+            built.append(wandb_logger)
     config = OmegaConf.to_container(cfg, resolve=True)
-    for logger in loggers:
+    for logger in built:
         logger.log_hyperparams(config)
-    return loggers
+    return built
 
 
 def _start_wandb(logger_cfg, mode, run_name, group, job_type, tags):

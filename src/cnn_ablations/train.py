@@ -17,10 +17,12 @@ import rich.syntax
 import rich.tree
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cnn_ablations.errors import ConfigError, check_choice
+from cnn_ablations.module import Classifier
 from cnn_ablations.results import write_results
 from cnn_ablations.sweep import NOT_A_FACTOR, override_key, swept_overrides
 from cnn_ablations.tracking import build_loggers, finish_wandb
@@ -70,6 +72,21 @@ def job_identity(cfg: DictConfig) -> dict:
     }
 
 
+def build(node: DictConfig, key: str, **kwargs):
+    """``hydra.utils.instantiate``, turning a bad setting into a one-line ``ConfigError``."""
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
+            bad = str(cause).split("argument")[-1].strip(" '")
+            target = node.get("_target_", "?").split(".")[-1]
+            raise ConfigError(f"{key}.{bad} does not apply to {target}; remove it") from None
+        raise
+
+
 def print_config_tree(cfg: DictConfig) -> None:
     """Print the resolved config as a rich tree, one branch per top-level group."""
     tree = rich.tree.Tree("config", style="bold")
@@ -87,14 +104,13 @@ def train(cfg: DictConfig, output_dir: Path, identity: dict) -> dict:
         pl.seed_everything(cfg.seed, workers=True)
     if cfg.get("torch_threads"):
         torch.set_num_threads(cfg.torch_threads)
-    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule = build(cfg.data, "data")
     datamodule.setup()
-    net = hydra.utils.instantiate(cfg.model)
-    model = hydra.utils.instantiate(
-        {"_target_": "cnn_ablations.module.Classifier"},
+    net = build(cfg.model, "model")
+    model = Classifier(
         net=net,
-        optimizer=hydra.utils.instantiate(cfg.optimizer),
-        scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        optimizer=build(cfg.optimizer, "optimizer"),
+        scheduler=build(cfg.scheduler, "scheduler") if cfg.get("scheduler") else None,
         num_classes=datamodule.num_classes,
         compile_net=cfg.compile,
         channels_last=cfg.channels_last,
@@ -110,7 +126,7 @@ def train(cfg: DictConfig, output_dir: Path, identity: dict) -> dict:
         # plain ddp re-runs the Hydra command per rank, which would start a second sweep
         log.warning("multirun: using strategy=ddp_spawn instead of ddp (one run per job)")
         strategy = {"strategy": "ddp_spawn"}
-    trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers, callbacks=callbacks, **strategy)
+    trainer = build(cfg.trainer, "trainer", logger=loggers, callbacks=callbacks, **strategy)
 
     metrics: dict = {"params": model.num_params}
     if cfg.train:
@@ -157,7 +173,8 @@ def main(cfg: DictConfig) -> float | None:
         write_results(output_dir, {**record, **_failure(str(err))})
         return None
     except Exception as err:
-        message = f"{type(err).__name__}: {err}".splitlines()[0]
+        lines = [line for line in str(err).splitlines() if line.strip()]
+        message = f"{type(err).__name__}: {lines[-1] if lines else ''}"  # spawn errors: last
         write_results(output_dir, {**record, **_failure(message)})
         if not identity["multirun"]:
             raise
