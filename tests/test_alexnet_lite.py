@@ -1,3 +1,5 @@
+"""AlexNet-lite: LRN against the paper formula, shapes for every switch, learning colour digits."""
+
 import itertools
 
 import pytest
@@ -137,3 +139,31 @@ def test_dropout_outside_unit_interval_raises(dropout):
 def test_bad_sizes_raise(kwargs, key):
     with pytest.raises(ConfigError, match=key):
         AlexNetLite(**kwargs)
+
+
+def test_short_training_learns_colour_digits(tmp_path):
+    """conf/model/alexnet_lite.yaml (LRN off, 2x2 pooling) on mnist5k_color: >= 90% val acc."""
+    import pytorch_lightning as pl
+
+    from cnn_ablations.data import ImageDataModule
+    from cnn_ablations.module import Classifier
+
+    pl.seed_everything(0)
+    data = ImageDataModule(
+        "mnist5k_color", num_classes=10, channels=3, image_size=32, batch_size=32
+    )
+    data.setup()
+    model = Classifier(AlexNetLite(lrn=False, overlap_pool=False), optimizer=torch.optim.Adam)
+    trainer = pl.Trainer(
+        max_epochs=7,
+        accelerator="cpu",
+        deterministic=True,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, datamodule=data)
+    (result,) = trainer.validate(model, datamodule=data, verbose=False)
+    assert result["val/acc"] >= 0.90

@@ -1,8 +1,13 @@
+"""Crop, flip and AlexNet PCA colour augmentation; colour digits; train-only augmentation."""
+
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from cnn_ablations.data import ImageDataModule
 from cnn_ablations.data.augment import (
     hflip,
     pca_color_jitter,
@@ -178,3 +183,59 @@ def test_color_digits_rgb_covariance_is_full_rank():
 def test_color_digits_rejects_bad_shape():
     with pytest.raises(ConfigError, match="28, 28"):
         make_color_digits(np.zeros((3, 32, 32), dtype=np.uint8))
+
+
+class BatchProbe(pl.LightningModule):
+    """Records every batch the trainer hands to each stage (after the datamodule's transforms)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(()))
+        self.seen = {"train": [], "val": [], "test": []}
+
+    def training_step(self, batch, batch_idx):
+        self.seen["train"].append(batch[0].clone())
+        return self.weight * batch[0].mean()
+
+    def validation_step(self, batch, batch_idx):
+        self.seen["val"].append(batch[0].clone())
+
+    def test_step(self, batch, batch_idx):
+        self.seen["test"].append(batch[0].clone())
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def test_only_training_batches_are_augmented(tmp_path):
+    augment = {"crop_padding": 4, "hflip": True, "pca_sigma": 0.5}
+    data = ImageDataModule("mnist5k_color", batch_size=500, eval_batch_size=500, augment=augment)
+    data.setup()
+    probe = BatchProbe()
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(probe, datamodule=data)
+    trainer.test(probe, datamodule=data, verbose=False)
+
+    def plain(split):  # uint8 -> [0, 1] -> per-channel standardisation, computed here
+        x = split.images.double() / 255
+        pixels = data.splits.train.images.double().div(255).transpose(0, 1).reshape(3, -1)
+        mean, std = pixels.mean(1).view(1, 3, 1, 1), pixels.std(1).view(1, 3, 1, 1)
+        return ((x - mean) / std).float()
+
+    torch.testing.assert_close(torch.cat(probe.seen["val"]), plain(data.splits.val))
+    torch.testing.assert_close(torch.cat(probe.seen["test"]), plain(data.splits.test))
+    train_seen = torch.cat(probe.seen["train"])
+    assert train_seen.shape == data.splits.train.images.shape
+    # every training image was changed (shuffled order aside, no batch matches plain images)
+    plain_train = plain(data.splits.train)
+    order_free = lambda x: x.flatten(1).sum(1).sort().values  # noqa: E731
+    assert not torch.allclose(order_free(train_seen), order_free(plain_train), atol=1e-3)

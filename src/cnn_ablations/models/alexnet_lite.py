@@ -1,26 +1,27 @@
 """AlexNet (Krizhevsky et al. 2012) scaled down for 32x32 RGB images.
 
-Layer table for the defaults (input 3x32x32, channels=(12, 32, 48, 48, 32), fc_width=256,
-lrn=True, overlap_pool=True, batchnorm=False):
+Layer table for the defaults (input 3x32x32, channels=(24, 64, 96, 96, 64), fc_width=256,
+overlap_pool=True; conf/model/alexnet_lite.yaml turns lrn and overlap_pool off, the 2012 preset on):
 
 | layer | operation                                    | output   |
 |-------|----------------------------------------------|----------|
-| conv1 | 5x5 conv, pad 2 → [BN] → act → [LRN]         | 12x32x32 |
-| pool1 | max 3x3 stride 2 pad 1 (or 2x2 stride 2)     | 12x16x16 |
-| conv2 | 3x3 conv, pad 1 → [BN] → act → [LRN]         | 32x16x16 |
-| pool2 | max pool as pool1                            | 32x8x8   |
-| conv3 | 3x3 conv, pad 1 → [BN] → act                 | 48x8x8   |
-| conv4 | 3x3 conv, pad 1 → [BN] → act                 | 48x8x8   |
-| conv5 | 3x3 conv, pad 1 → [BN] → act                 | 32x8x8   |
-| pool5 | max pool as pool1                            | 32x4x4   |
-| fc6   | flatten (512) → linear → act → dropout       | 256      |
+| conv1 | 5x5 conv, pad 2 → [BN] → act → [LRN]         | 24x32x32 |
+| pool1 | max 3x3 stride 2 pad 1 (or 2x2 stride 2)     | 24x16x16 |
+| conv2 | 3x3 conv, pad 1 → [BN] → act → [LRN]         | 64x16x16 |
+| pool2 | max pool as pool1                            | 64x8x8   |
+| conv3 | 3x3 conv, pad 1 → [BN] → act                 | 96x8x8   |
+| conv4 | 3x3 conv, pad 1 → [BN] → act                 | 96x8x8   |
+| conv5 | 3x3 conv, pad 1 → [BN] → act                 | 64x8x8   |
+| pool5 | max pool as pool1                            | 64x4x4   |
+| fc6   | flatten (1024) → linear → act → dropout      | 256      |
 | fc7   | linear → act → dropout                       | 256      |
 | fc8   | linear (logits)                              | 10       |
 
 [BN] is present when batchnorm=True (convs then have no bias), [LRN] when lrn=True.
-The conv widths are AlexNet's 96, 256, 384, 384, 256 divided by 8 and the FC width is 4096 / 16,
-small enough for CPU training (~0.25M parameters). torch's LRN is slow on CPU (it costs
-more than all the convs here), so lrn=True makes a CPU epoch a few times slower.
+The conv widths are AlexNet's 96, 256, 384, 384, 256 divided by 4 and the FC width is 4096 / 16,
+small enough for CPU training: 0.54M parameters, ~5 s per epoch of mnist5k_color on 2 cores.
+torch's LRN is slow on CPU (it costs more than all the convs here): lrn=True makes an epoch
+about 2.6x slower.
 """
 
 from collections.abc import Iterable
@@ -67,7 +68,7 @@ class AlexNetLite(nn.Module):
         num_classes: int = 10,
         in_channels: int = 3,
         input_size: int = 32,
-        channels: tuple[int, ...] = (12, 32, 48, 48, 32),
+        channels: tuple[int, ...] = (24, 64, 96, 96, 64),
         fc_width: int = 256,
         activation: str = "relu",
         lrn: bool = True,
@@ -123,6 +124,14 @@ class AlexNetLite(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(fc_width, num_classes),
         )
+        # He init for ReLU, LeCun init (gain 1) for the saturating activations; zero biases.
+        # With torch's default init the net stays at chance under SGD (the 2012 preset).
+        gain = "relu" if activation == "relu" else "linear"
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d | nn.Linear):
+                nn.init.kaiming_normal_(m.weight, nonlinearity=gain)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, num_classes) for images (N, in_channels, input_size, input_size)."""
