@@ -174,6 +174,7 @@ def test_ddp_cpu_single_run_syncs_metrics_across_ranks(tmp_path):
     assert results["metrics"]["val/acc"] == pytest.approx(accuracy, abs=1e-6)
 
 
+@pytest.mark.slow  # ~50 s: two 2-process DDP jobs; the single DDP run above stays in `make test`
 def test_ddp_cpu_multirun_gives_one_dir_per_job(tmp_path):
     result = run_cli(["-m", "trainer=ddp_cpu", "seed=0,1", *TINY, "logger=csv"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -13,3 +13,8 @@ def check_choice(key: str, value, choices: Iterable) -> None:
     if value not in choices:
         valid = ", ".join(str(c) for c in choices)
         raise ConfigError(f"{key}={value!r} is not valid; choose one of: {valid}")
+
+
+class JobFailed(RuntimeError):
+    """Training itself went wrong (e.g. a non-finite loss): the job reports one line and fails;
+    in a sweep the other jobs go on."""

@@ -9,10 +9,11 @@ from torch import nn
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from cnn_ablations.errors import JobFailed
 from cnn_ablations.models.layers import count_trainable_parameters
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(JobFailed):
     """Training produced a NaN/inf loss; the job stops and is recorded as failed."""
 
 
@@ -44,6 +45,7 @@ class Classifier(pl.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # saved in checkpoints: a resumed run keeps its best
         # this epoch's sum of loss x batch size (a tensor on the device) and sample count
         self._train_loss_sum: torch.Tensor | None = None
         self._train_samples = [0]
@@ -57,8 +59,9 @@ class Classifier(pl.LightningModule):
         net_loss = getattr(self.net, "loss", None)
         return net_loss(scores, target) if net_loss else F.cross_entropy(scores, target)
 
-    def on_fit_start(self) -> None:
-        self.val_acc_best.reset()
+    def on_train_start(self) -> None:
+        if self.global_step > 0:  # resumed: logged by the run that started it
+            return
         for logger in self.loggers:
             logger.log_metrics({"model/params": self.num_params}, step=0)
 
@@ -69,9 +72,13 @@ class Classifier(pl.LightningModule):
         x, y = batch
         scores = self(x)
         loss = self.loss(scores, y)
-        if batch_idx % self.trainer.log_every_n_steps == 0 and not torch.isfinite(loss):
-            # checked every log_every_n_steps only: a check is a device sync on GPU
-            raise NonFiniteLossError(f"non-finite loss at step {self.global_step}")
+        check = loss.device.type == "cpu" or batch_idx % self.trainer.log_every_n_steps == 0
+        if check and not torch.isfinite(loss):
+            # every step on the CPU (free); every log_every_n_steps on GPU (a check is a sync)
+            raise NonFiniteLossError(
+                f"non-finite loss at step {self.global_step}; lower optimizer.lr or change "
+                "the model (e.g. model.activation, model.batchnorm=true)"
+            )
         # Per step only accumulate; train/loss and train/acc are logged once per epoch. A
         # `self.log` costs ~1 ms on the CPU (more than the metric update) and `metric(...)`
         # (forward) also computes a batch value that nobody reads: see README "Performance".
@@ -108,6 +115,23 @@ class Classifier(pl.LightningModule):
         accuracy.update(scores, y)  # logged per epoch: no batch value needed
         self.log(f"{stage}/loss", self.loss(scores, y), batch_size=len(y), sync_dist=True)
         self.log(f"{stage}/acc", accuracy, prog_bar=True, batch_size=len(y))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # torch's RNG states (dropout and augmentation draw only from torch): a run resumed from
+        # this checkpoint draws the same numbers as one that never stopped. Lightning restores
+        # model, optimizer and loops, not RNGs.
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        states = checkpoint.get("rng_states")
+        if states is None:
+            return
+        torch.set_rng_state(states["torch"])
+        if states["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())

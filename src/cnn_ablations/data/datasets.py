@@ -84,7 +84,7 @@ def _torchvision(name: str, cls_name: str, root: str | Path, num_val: int = 5000
     import torchvision
 
     cls = getattr(torchvision.datasets, cls_name)
-    folder = Path(root) / cls_name
+    folder = Path(root) / getattr(cls, "base_folder", cls_name)  # CIFAR: cifar-10-batches-py
     how = (
         f'download it on a machine with internet (`python -c "import torchvision; '
         f"torchvision.datasets.{cls_name}('{root}', download=True)\"`) and copy {folder} here, "
@@ -94,8 +94,10 @@ def _torchvision(name: str, cls_name: str, root: str | Path, num_val: int = 5000
     def load(train: bool):
         try:
             return cls(root, train=train, download=False)
-        except RuntimeError:  # "Dataset not found": try to download it
-            pass
+        except RuntimeError as err:  # "Dataset not found": try to download it; else corrupt
+            if "not found" not in str(err):
+                raise
+        had_files = folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
         try:
             with (
                 contextlib.redirect_stdout(io.StringIO()),
@@ -103,8 +105,9 @@ def _torchvision(name: str, cls_name: str, root: str | Path, num_val: int = 5000
             ):
                 return cls(root, train=train, download=True)
         except Exception as err:
+            state = "is incomplete or corrupt in" if had_files else "is missing from"
             raise ConfigError(
-                f"dataset {name!r} is missing from {folder} and could not be downloaded "
+                f"dataset {name!r} {state} {folder} and could not be downloaded "
                 f"({type(err).__name__}; no network?): {how}"
             ) from None
 
@@ -119,7 +122,8 @@ def _torchvision(name: str, cls_name: str, root: str | Path, num_val: int = 5000
     except Exception as err:
         raise ConfigError(
             f"dataset {name!r} files in {folder} are corrupt or truncated "
-            f"({type(err).__name__}: {err}); delete {folder} and download again"
+            f"({type(err).__name__}{f': {err}' if str(err) else ''}); "
+            f"delete {folder} and download again"
         ) from None
     # (N, H, W) grey or (N, H, W, C) colour -> (N, C, H, W)
     train_x = train_x[:, None] if train_x.ndim == 3 else train_x.permute(0, 3, 1, 2)
