@@ -50,6 +50,20 @@ def run_cli(
     )
 
 
+def bare_trainer(root: Path, **kwargs):
+    """A CPU ``pl.Trainer`` with no logger, checkpoints, progress bar or summary (in-process)."""
+    import pytorch_lightning as pl
+
+    quiet = {
+        "accelerator": "cpu",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    return pl.Trainer(default_root_dir=root, **quiet, **kwargs)
+
+
 def only_run_dir(root: Path) -> Path:
     """The single run directory under ``root/outputs/runs/<name>/``."""
     dirs = [p.parent for p in root.glob("outputs/runs/*/*/.hydra")]

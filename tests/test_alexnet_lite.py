@@ -3,9 +3,12 @@
 import itertools
 
 import pytest
+import pytorch_lightning as pl
 import torch
+from tests.conftest import bare_trainer
 from torch import nn
 
+from cnn_ablations.data import ImageDataModule
 from cnn_ablations.errors import ConfigError
 from cnn_ablations.models.alexnet_lite import (
     LRN_ALPHA,
@@ -16,6 +19,7 @@ from cnn_ablations.models.alexnet_lite import (
     alexnet_lrn,
 )
 from cnn_ablations.models.layers import ACTIVATIONS
+from cnn_ablations.module import Classifier
 
 
 def paper_lrn(a: torch.Tensor, k=LRN_K, n=LRN_SIZE, alpha=LRN_ALPHA, beta=LRN_BETA):
@@ -143,27 +147,13 @@ def test_bad_sizes_raise(kwargs, key):
 
 def test_short_training_learns_colour_digits(tmp_path):
     """conf/model/alexnet_lite.yaml (LRN off, 2x2 pooling) on mnist5k_color: >= 90% val acc."""
-    import pytorch_lightning as pl
-
-    from cnn_ablations.data import ImageDataModule
-    from cnn_ablations.module import Classifier
-
     pl.seed_everything(0)
     data = ImageDataModule(
         "mnist5k_color", num_classes=10, channels=3, image_size=32, batch_size=32
     )
     data.setup()
     model = Classifier(AlexNetLite(lrn=False, overlap_pool=False), optimizer=torch.optim.Adam)
-    trainer = pl.Trainer(
-        max_epochs=7,
-        accelerator="cpu",
-        deterministic=True,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = bare_trainer(tmp_path, max_epochs=7, deterministic=True)
     trainer.fit(model, datamodule=data)
     (result,) = trainer.validate(model, datamodule=data, verbose=False)
     assert result["val/acc"] >= 0.90

@@ -5,6 +5,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from tests.conftest import bare_trainer
 from torch import nn
 
 from cnn_ablations.data import ImageDataModule
@@ -212,16 +213,7 @@ def test_only_training_batches_are_augmented(tmp_path):
     data = ImageDataModule("mnist5k_color", batch_size=500, eval_batch_size=500, augment=augment)
     data.setup()
     probe = BatchProbe()
-    trainer = pl.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=tmp_path,
-    )
+    trainer = bare_trainer(tmp_path, max_epochs=1, num_sanity_val_steps=0)
     trainer.fit(probe, datamodule=data)
     trainer.test(probe, datamodule=data, verbose=False)
 

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO
+from tests.conftest import REPO
 
 PIPELINES = {"a_plain", "b_project", "c_pil_w0", "c_pil_w2"}
 

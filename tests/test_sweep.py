@@ -12,6 +12,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from tests.conftest import CONF_DIR, FAST, run_cli
 from tests.wandb_records import run_record
 
+from cnn_ablations.results import write_results
+from cnn_ablations.sweep import collect_jobs
 from cnn_ablations.train import apply_variant
 
 TINY = [*FAST, "trainer.max_epochs=1"]
@@ -182,3 +184,14 @@ def test_ddp_cpu_multirun_gives_one_dir_per_job(tmp_path):
     jobs = job_dirs(tmp_path)
     assert [j.name for j in jobs] == ["seed=0", "seed=1"]
     assert all(json.loads((j / "results.json").read_text())["status"] == "ok" for j in jobs)
+
+
+def test_killed_or_crashed_jobs_count_as_failed(tmp_path):
+    for job in ("seed=0", "seed=1", "seed=2"):
+        (tmp_path / job / ".hydra").mkdir(parents=True)
+    write_results(tmp_path / "seed=0", {"status": "ok", "error": None, "metrics": {}})
+    write_results(tmp_path / "seed=1", {"status": "running", "error": None})
+    jobs = {j["job"]: j for j in collect_jobs(tmp_path)}
+    assert jobs["seed=0"]["status"] == "ok"
+    assert jobs["seed=1"]["error"] == "did not finish (killed?); rerun with resume=true"
+    assert jobs["seed=2"]["status"] == "failed" and "no results.json" in jobs["seed=2"]["error"]

@@ -39,7 +39,8 @@ def swept_overrides(hydra_cfg: DictConfig) -> list[str]:
 
 
 def collect_jobs(sweep_dir: Path) -> list[dict]:
-    """One entry per job dir (a dir with ``.hydra/``): its results, or a failure if it has none."""
+    """One entry per job dir (a dir with ``.hydra/``): its results, or a failure if it has none
+    (a job still ``running`` when the sweep ends was killed)."""
     jobs = []
     for hydra_dir in sorted(sweep_dir.glob("*/.hydra")):
         job_dir = hydra_dir.parent
@@ -47,6 +48,8 @@ def collect_jobs(sweep_dir: Path) -> list[dict]:
             "status": "failed",
             "error": "no results.json (the job crashed or was killed)",
         }
+        if results.get("status") == "running":
+            results = {**results, "error": "did not finish (killed?); rerun with resume=true"}
         jobs.append({"job": job_dir.name, **results})
     return jobs
 
