@@ -46,7 +46,7 @@ SWITCHES = {
     "rbf_loss": ("map", "ce"),
     "rbf_codes": ("digits", "random"),
     "c3": ("full", "lecun"),
-    "init": ("default", "lecun"),
+    "init": ("default", "lecun", "xavier"),
     "input_size": (28, 32),
     "in_channels": (1, 3),
 }
@@ -87,7 +87,7 @@ def test_c3_mask_is_table_i():
     assert [tuple(torch.nonzero(row).flatten().tolist()) for row in expected.T] == list(C3_TABLE)
 
 
-@pytest.mark.parametrize("init", ["default", "lecun"])
+@pytest.mark.parametrize("init", ["default", "lecun", "xavier"])
 def test_masked_weights_are_zero_at_init(init):
     conv = c3_conv(LeNet5(c3="lecun", init=init))
     assert torch.all(conv.weight[conv.weight_mask == 0] == 0)
@@ -274,7 +274,7 @@ def test_combinations_build_and_train(kwargs):
         ("rbf_loss", "mse", "map, ce"),
         ("rbf_codes", "letters", "digits, random"),
         ("c3", "sparse", "full, lecun"),
-        ("init", "xavier", "default, lecun"),
+        ("init", "kaiming", "default, lecun, xavier"),
         ("input_size", 64, "28, 32"),
     ],
 )

@@ -48,7 +48,9 @@ with plain SGD (no momentum), lr 0.01 x 0.3 after epochs 5 and 7, batch 32: ≈ 
 Init. ``init="default"``: PyTorch's init (the masked C3 uses the full 6-map fan-in; subsampling
 starts as average pooling). ``init="lecun"``: weights and biases of every conv, linear and
 subsampling layer uniform in [−2.4/Fi, 2.4/Fi], Fi = the unit's fan-in (25 x connected maps for
-C3 with Table I, 4 for subsampling); BatchNorm keeps its own init.
+C3 with Table I, 4 for subsampling); BatchNorm keeps its own init. ``init="xavier"``: Xavier
+(Glorot) uniform weights of every conv and linear layer, as d2l.ai's LeNet (``init_cnn``); a
+sigmoid LeNet-5 with PyTorch's init stays at chance under d2l's SGD recipe.
 """
 
 import torch
@@ -172,7 +174,7 @@ class LeNet5(nn.Module):
         check_choice("model.rbf_loss", rbf_loss, ("map", "ce"))
         check_choice("model.rbf_codes", rbf_codes, ("digits", "random"))
         check_choice("model.c3", c3, ("full", "lecun"))
-        check_choice("model.init", init, ("default", "lecun"))
+        check_choice("model.init", init, ("default", "lecun", "xavier"))
         if not (_is_number(dropout) and 0 <= dropout < 1):
             raise ConfigError(f"model.dropout={dropout!r} is not valid; choose a value in [0, 1)")
         if not (_is_number(map_j) and map_j > 0):
@@ -213,10 +215,13 @@ class LeNet5(nn.Module):
             self.output = nn.Linear(F6_UNITS, num_classes)
         self.drop = nn.Dropout(dropout)
 
-        if init == "lecun":
-            for module in self.modules():
-                if isinstance(module, (nn.Conv2d, nn.Linear, Subsample2d)):
-                    lecun_init_(module)
+        for module in self.modules():
+            if init == "lecun" and isinstance(module, (nn.Conv2d, nn.Linear, Subsample2d)):
+                lecun_init_(module)
+            if init == "xavier" and isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(module.weight)
+                if isinstance(module, MaskedConv2d):
+                    module.weight.data.mul_(module.weight_mask)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores (N, num_classes); for the RBF head the negative distances."""
