@@ -241,11 +241,15 @@ def main(cfg: DictConfig) -> float | None:
             sys.exit(1)
         return None
     except (KeyboardInterrupt, SystemExit) as err:
-        # Ctrl-C (Lightning turns it into SystemExit after a graceful shutdown) or a kill:
-        # the CSV and checkpoints/last.ckpt of the last finished epoch are on disk.
-        command = " ".join(["python -m cnn_ablations.train", *identity["overrides"]])
+        # Ctrl-C (Lightning turns it into SystemExit after a graceful shutdown): the CSV and
+        # checkpoints/last.ckpt of the last finished epoch are on disk. A multirun stops too.
         _finish(output_dir, record, "interrupted", f"interrupted ({type(err).__name__})")
-        print(f"interrupted; continue with: {command} resume={output_dir}", file=sys.stderr)
+        if multirun:
+            hint = f"rerun the sweep command with resume={HydraConfig.get().sweep.dir}"
+        else:
+            command = " ".join(["python -m cnn_ablations.train", *identity["overrides"]])
+            hint = f"continue with: {command} resume={output_dir}"
+        print(f"interrupted; {hint}", file=sys.stderr)
         sys.exit(130)
     except Exception as err:
         lines = [line for line in str(err).splitlines() if line.strip()]
