@@ -174,14 +174,18 @@ def test_same_seed_gives_identical_metrics_and_records_provenance(reference_run,
 def _start_and_stop_after_first_epoch(tmp_path, sig) -> tuple[int, str]:
     command = [sys.executable, "-m", "cnn_ablations.train", *SHORT]
     env = {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        command,
-        cwd=tmp_path,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    stderr_file = tmp_path / "stderr.txt"
+    with stderr_file.open("w") as stderr:  # a file, not a pipe: a full pipe would block the run
+        proc = subprocess.Popen(
+            command,
+            cwd=tmp_path,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            # a shell that runs us in the background ignores SIGINT, and Python then keeps
+            # ignoring it: restore the default so the child sees Ctrl-C as a terminal run would
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     deadline = time.time() + 300
     while not list(tmp_path.glob("outputs/runs/*/*/checkpoints/last.ckpt")):
         assert proc.poll() is None and time.time() < deadline, "run ended before a checkpoint"
@@ -189,8 +193,8 @@ def _start_and_stop_after_first_epoch(tmp_path, sig) -> tuple[int, str]:
     time.sleep(0.5)  # let the checkpoint write finish; the run is now in epoch 1
     assert proc.poll() is None, "the run finished before it could be interrupted"
     proc.send_signal(sig)
-    _, stderr = proc.communicate(timeout=120)
-    return proc.returncode, stderr
+    proc.wait(timeout=120)
+    return proc.returncode, stderr_file.read_text()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
