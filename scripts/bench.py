@@ -17,9 +17,12 @@ c  ``pil``      the usual torchvision pipeline: a Dataset returning one PIL imag
                 under the same Trainer, callbacks, logger and ``Classifier``.
 
 Every fit runs one warm-up epoch (not timed) and then ``--epochs`` timed epochs; each pipeline is
-fitted ``--repeats`` times, interleaved with the others, and the median epoch is reported. An
-epoch is everything from one ``on_train_epoch_start`` to the next (training, validation, logging,
-checkpointing). Results go to a rich table and a JSON file (``--out``).
+fitted ``--repeats`` times, and the median epoch is reported. An epoch is everything from one
+``on_train_epoch_start`` to the end of that epoch (training, validation, logging,
+checkpointing). (a) runs inside (b)'s fit, one epoch before each of (b)'s, so the two alternate
+epoch by epoch: this machine's speed drifts by +-15% over tens of seconds, and b/a is the
+median of these paired ratios. c/b is a ratio of medians (c is 2x slower; drift does not
+matter there). Results go to a rich table and a JSON file (``--out``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+
+from cnn_ablations.module import NVML_CUDA_CHECK
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
@@ -149,14 +154,16 @@ class EpochTimer(pl.Callback):
 
 @contextlib.contextmanager
 def _restore_torch_state():
-    """Lightning's ``deterministic=True`` flips a process-wide switch: restore it afterwards."""
+    """Lightning's ``deterministic=True`` flips process-wide switches: restore them afterwards."""
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
     threads = torch.get_num_threads()
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.utils.deterministic.fill_uninitialized_memory = fill
         torch.set_num_threads(threads)
 
 
@@ -169,28 +176,32 @@ def _quiet():
 
 
 # -- (a) plain PyTorch -------------------------------------------------------------------------
-def run_plain(data: BenchData, cfg, epochs: int, seed: int) -> list[float]:
+class PlainLoop:
     """Hand-written loop: pre-normalised float tensors, index slicing, Adam, cross-entropy."""
-    torch.manual_seed(seed)
-    net = make_net(cfg)
-    optimizer = make_optimizer_factory(cfg)(params=net.parameters())
-    batch_size, eval_batch_size = cfg.data.batch_size, cfg.data.eval_batch_size
-    train, val = data.splits.train, data.splits.val
-    pixels = train.images.double().div(255).transpose(0, 1).reshape(data.channels, -1)
-    mean = pixels.mean(1).float().view(1, -1, 1, 1)
-    std = pixels.std(1).float().view(1, -1, 1, 1)
-    x, y = (train.images.float() / 255 - mean) / std, train.labels
-    xv, yv = (val.images.float() / 255 - mean) / std, val.labels
-    generator = torch.Generator().manual_seed(seed)
-    times = []
-    for _ in range(epochs):
+
+    def __init__(self, data: BenchData, cfg, seed: int):
+        torch.manual_seed(seed)
+        self.net = make_net(cfg)
+        self.optimizer = make_optimizer_factory(cfg)(params=self.net.parameters())
+        self.batch_size, self.eval_batch_size = cfg.data.batch_size, cfg.data.eval_batch_size
+        train, val = data.splits.train, data.splits.val
+        pixels = train.images.double().div(255).transpose(0, 1).reshape(data.channels, -1)
+        mean = pixels.mean(1).float().view(1, -1, 1, 1)
+        std = pixels.std(1).float().view(1, -1, 1, 1)
+        self.x, self.y = (train.images.float() / 255 - mean) / std, train.labels
+        self.xv, self.yv = (val.images.float() / 255 - mean) / std, val.labels
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def epoch(self) -> float:
+        """Train one epoch and validate; return the wall time in seconds."""
         start = time.perf_counter()
+        net, optimizer, x, y = self.net, self.optimizer, self.x, self.y
         net.train()
         loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
-        order = torch.randperm(len(y), generator=generator)
-        for i in range(0, len(y), batch_size):
-            idx = order[i : i + batch_size]
-            xb, yb = x[idx], y[idx]
+        order = torch.randperm(len(y), generator=self.generator)
+        for i in range(0, len(y), self.batch_size):
+            idx = order[i : i + self.batch_size]
+            xb, yb = x.index_select(0, idx), y.index_select(0, idx)
             scores = net(xb)
             loss = F.cross_entropy(scores, yb)
             optimizer.zero_grad(set_to_none=True)
@@ -202,14 +213,48 @@ def run_plain(data: BenchData, cfg, epochs: int, seed: int) -> list[float]:
         net.eval()
         with torch.inference_mode():
             val_loss, val_correct = 0.0, 0
-            for i in range(0, len(yv), eval_batch_size):
-                scores = net(xv[i : i + eval_batch_size])
-                target = yv[i : i + eval_batch_size]
+            for i in range(0, len(self.yv), self.eval_batch_size):
+                scores = net(self.xv[i : i + self.eval_batch_size])
+                target = self.yv[i : i + self.eval_batch_size]
                 val_loss += F.cross_entropy(scores, target, reduction="sum").item()
                 val_correct += (scores.argmax(1) == target).sum().item()
         del train_metrics, val_loss, val_correct  # computed as a real loop would, unused here
-        times.append(time.perf_counter() - start)
-    return times
+        return time.perf_counter() - start
+
+
+class InterleavedPlainEpochs(EpochTimer):
+    """Times (b)'s epochs and runs one epoch of (a) before each, outside (b)'s timing.
+
+    This machine's speed drifts by +-15% over tens of seconds (other tenants), so (a) and (b) are
+    timed in alternation, epoch by epoch, and each pair sees the same conditions. (a) runs with
+    torch's defaults, as a script that never imported Lightning would: non-deterministic, and
+    without Lightning's ``PYTORCH_NVML_BASED_CUDA_CHECK`` (see ``Classifier.on_fit_start``).
+    """
+
+    def __init__(self, plain: PlainLoop):
+        super().__init__()
+        self.plain, self.plain_epochs = plain, []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if self.stamps:
+            self.stamps.append(time.perf_counter())  # end of (b)'s previous epoch
+        self.plain_epochs.append(self._plain_epoch())
+        self.stamps.append(time.perf_counter())
+
+    def _plain_epoch(self) -> float:
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        nvml_check = os.environ.pop(NVML_CUDA_CHECK, None)  # set by importing Lightning
+        torch.use_deterministic_algorithms(False)
+        try:
+            return self.plain.epoch()
+        finally:
+            torch.use_deterministic_algorithms(deterministic)
+            if nvml_check is not None:
+                os.environ[NVML_CUDA_CHECK] = nvml_check
+
+    @property
+    def epochs(self) -> list[float]:
+        return [b - a for a, b in zip(self.stamps[::2], self.stamps[1::2], strict=True)]
 
 
 # -- (b) the project, as `python -m cnn_ablations.train` runs it -------------------------------
@@ -233,7 +278,8 @@ def _classifier(cfg, net):
     )
 
 
-def run_project(data: BenchData, cfg, epochs: int, seed: int) -> list[float]:
+def run_project_and_plain(data: BenchData, cfg, seed: int) -> tuple[list[float], list[float]]:
+    """Epoch times of (b) and, interleaved with them, of (a): ``(b_times, a_times)``."""
     import hydra
 
     from cnn_ablations.data import datasets
@@ -241,17 +287,18 @@ def run_project(data: BenchData, cfg, epochs: int, seed: int) -> list[float]:
     name = f"bench_{data.name}"
     datasets.DATASETS[name] = lambda root: data.splits  # so setup() takes the user's code path
     try:
+        plain = PlainLoop(data, cfg, seed)
         torch.manual_seed(seed)
         datamodule = hydra.utils.instantiate(cfg.data, dataset=name)
         datamodule.setup()
         model = _classifier(cfg, make_net(cfg))
-        timer = EpochTimer()
+        timer = InterleavedPlainEpochs(plain)
         with _restore_torch_state(), _quiet():
             trainer = _trainer(cfg, timer)
             trainer.fit(model, datamodule=datamodule)
     finally:
         datasets.DATASETS.pop(name, None)
-    return timer.epochs
+    return timer.epochs, timer.plain_epochs
 
 
 # -- (c) the usual per-sample PIL pipeline -----------------------------------------------------
@@ -308,15 +355,14 @@ def bench_dataset(data: BenchData, args, workdir: Path, log: Callable[[str], Non
     fits = 1 + args.epochs  # one warm-up epoch per fit
     epochs: dict[str, list[float]] = {p: [] for p in PIPELINES}
     for repeat in range(args.repeats):
+        runs = {}
+        cfg = compose_config(data, workdir / f"{data.name}-b-{repeat}", fits)
+        runs["b_project"], runs["a_plain"] = run_project_and_plain(data, cfg, args.seed)
+        for workers in (0, 2):
+            cfg = compose_config(data, workdir / f"{data.name}-c{workers}-{repeat}", fits)
+            runs[f"c_pil_w{workers}"] = run_pil(data, cfg, fits, args.seed, workers)
         for pipeline in PIPELINES:
-            out = workdir / f"{data.name}-{pipeline}-{repeat}"
-            cfg = compose_config(data, out, fits)
-            if pipeline == "a_plain":
-                times = run_plain(data, cfg, fits, args.seed)
-            elif pipeline == "b_project":
-                times = run_project(data, cfg, fits, args.seed)
-            else:
-                times = run_pil(data, cfg, fits, args.seed, workers=int(pipeline[-1]))
+            times = runs[pipeline]
             if len(times) != fits:
                 raise RuntimeError(f"{pipeline}: timed {len(times)} epochs, expected {fits}")
             epochs[pipeline] += times[1:]
@@ -335,16 +381,19 @@ def bench_dataset(data: BenchData, args, workdir: Path, log: Callable[[str], Non
         for p, t in epochs.items()
     }
     sec = {p: v["sec_per_epoch"] for p, v in pipelines.items()}
+    paired = [b / a for a, b in zip(epochs["a_plain"], epochs["b_project"], strict=True)]
     return {
         "train_samples": len(data.splits.train),
         "val_samples": len(data.splits.val),
         "image_shape": list(data.splits.train.images.shape[1:]),
         "pipelines": pipelines,
         "ratios": {
-            "b/a": sec["b_project"] / sec["a_plain"],
+            # (a) and (b) epochs alternate, so each b/a pair saw the same machine conditions
+            "b/a": statistics.median(paired),
             "c_w0/b": sec["c_pil_w0"] / sec["b_project"],
             "c_w2/b": sec["c_pil_w2"] / sec["b_project"],
         },
+        "b/a_paired": paired,
     }
 
 

@@ -26,8 +26,9 @@ def test_quick_bench_writes_every_pipeline_and_ratio(tmp_path):
         assert entry["train_samples"] == 512 and entry["val_samples"] == 128
         for pipeline in entry["pipelines"].values():
             assert len(pipeline["epoch_times"]) == 1 and pipeline["sec_per_epoch"] > 0
+        assert len(entry["b/a_paired"]) == 1
         sec = {p: v["sec_per_epoch"] for p, v in entry["pipelines"].items()}
-        assert entry["ratios"]["b/a"] == sec["b_project"] / sec["a_plain"]
+        assert entry["ratios"]["b/a"] == sec["b_project"] / sec["a_plain"]  # one pair
         assert entry["ratios"]["c_w2/b"] == sec["c_pil_w2"] / sec["b_project"]
     assert report["results"]["cifar50k"]["image_shape"] == [3, 32, 32]
     assert report["scaling"]["sample_factor"] == 1.0  # quick: both sets cut to 512 samples

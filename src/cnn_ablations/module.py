@@ -1,5 +1,6 @@
 """The training loop: one LightningModule that trains any classifier network from `models/`."""
 
+import os
 from collections.abc import Callable, Sequence
 
 import pytorch_lightning as pl
@@ -12,6 +13,8 @@ from torchmetrics.classification import MulticlassAccuracy
 from cnn_ablations.errors import JobFailed
 from cnn_ablations.models.layers import count_trainable_parameters
 
+NVML_CUDA_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+
 
 class NonFiniteLossError(JobFailed):
     """Training produced a NaN/inf loss; the job stops and is recorded as failed."""
@@ -20,8 +23,8 @@ class NonFiniteLossError(JobFailed):
 class Classifier(pl.LightningModule):
     """Trains ``net`` with its own ``loss(scores, target)`` if it has one, else cross-entropy.
 
-    Logs ``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/acc_best``,
-    ``test/loss``, ``test/acc`` (torchmetrics accumulate on device; no per-step host sync) and the
+    Logs ``train/loss``, ``train/acc`` (per epoch), ``val/loss``, ``val/acc``, ``val/acc_best``,
+    ``test/loss``, ``test/acc`` (accumulated on the device; no per-step host sync) and the
     trainable parameter count ``model/params``.
     """
 
@@ -41,14 +44,14 @@ class Classifier(pl.LightningModule):
             net = net.to(memory_format=torch.channels_last)
         self.net = torch.compile(net) if compile_net else net
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # saved in checkpoints: a resumed run keeps its best
-        # this epoch's sum of loss x batch size (a tensor on the device) and sample count
-        self._train_loss_sum: torch.Tensor | None = None
-        self._train_samples = [0]
+        # this epoch's [sum of loss x batch size, correct predictions] on the device, and samples
+        self._train_sums: torch.Tensor | None = None
+        self._train_samples = 0
+        self._nvml_cuda_check: str | None = None  # see on_fit_start
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -59,6 +62,24 @@ class Classifier(pl.LightningModule):
         net_loss = getattr(self.net, "loss", None)
         return net_loss(scores, target) if net_loss else F.cross_entropy(scores, target)
 
+    def on_fit_start(self) -> None:
+        # Two process-wide settings that cost time on every CPU step (README "Performance"):
+        # 1. trainer.deterministic=true also makes torch fill every new tensor with NaN, a
+        #    debugging aid for ops that read uninitialised memory (none here): ~3% of a LeNet-5
+        #    step. Same seed, same numbers still holds (tests/test_robustness.py checks it).
+        torch.utils.deterministic.fill_uninitialized_memory = False
+        # 2. Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 at import (so that forked workers
+        #    can still use CUDA); then torch.cuda.is_available() asks NVML afresh on every call,
+        #    and Adam calls it on every step: +0.7 ms per step without a usable GPU. A CPU fit
+        #    forks no CUDA workers; the setting is put back when the fit ends.
+        if self.device.type == "cpu":
+            self._nvml_cuda_check = os.environ.pop(NVML_CUDA_CHECK, None)
+
+    def on_fit_end(self) -> None:
+        if self._nvml_cuda_check is not None:
+            os.environ[NVML_CUDA_CHECK] = self._nvml_cuda_check
+            self._nvml_cuda_check = None
+
     def on_train_start(self) -> None:
         if self.global_step > 0:  # resumed: logged by the run that started it
             return
@@ -66,7 +87,7 @@ class Classifier(pl.LightningModule):
             logger.log_metrics({"model/params": self.num_params}, step=0)
 
     def on_train_epoch_start(self) -> None:
-        self._train_loss_sum, self._train_samples = None, [0]
+        self._train_sums, self._train_samples = None, 0
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch
@@ -79,23 +100,26 @@ class Classifier(pl.LightningModule):
                 f"non-finite loss at step {self.global_step}; lower optimizer.lr or change "
                 "the model (e.g. model.activation, model.batchnorm=true)"
             )
-        # Per step only accumulate; train/loss and train/acc are logged once per epoch. A
-        # `self.log` costs ~1 ms on the CPU (more than the metric update) and `metric(...)`
-        # (forward) also computes a batch value that nobody reads: see README "Performance".
-        self.train_acc.update(scores, y)
-        if self._train_loss_sum is None:
-            self._train_loss_sum = torch.zeros((), device=loss.device)
-        self._train_loss_sum.add_(loss.detach() * len(y))
-        self._train_samples[0] += len(y)
+        # Per step only accumulate on the device; train/loss and train/acc are logged once per
+        # epoch. By hand, not with torchmetrics: its update() costs 0.1-0.3 ms per step on the
+        # CPU (~3% of a LeNet-5 step), and a `self.log` per step ~1 ms (README "Performance").
+        if self._train_sums is None:
+            self._train_sums = torch.zeros(2, device=loss.device)
+        self._train_sums[0].add_(loss.detach() * len(y))
+        self._train_sums[1].add_((scores.detach().argmax(1) == y).sum())
+        self._train_samples += len(y)
         return loss
 
     def on_train_epoch_end(self) -> None:
-        # the same values Lightning logged for on_epoch=True: the batch-size-weighted mean loss
-        # (this rank's, as before) and the epoch's accuracy (synced across ranks by torchmetrics)
-        if self._train_samples[0]:
-            mean_loss = self._train_loss_sum / self._train_samples[0]
-            self.log("train/loss", mean_loss, on_epoch=True, prog_bar=True)
-            self.log("train/acc", self.train_acc, on_epoch=True)
+        # batch-size-weighted mean loss and accuracy over the epoch, summed over all ranks
+        if not self._train_samples:
+            return
+        samples = torch.tensor(float(self._train_samples), device=self._train_sums.device)
+        sums = self.trainer.strategy.reduce(
+            torch.cat([self._train_sums, samples[None]]), reduce_op="sum"
+        )
+        self.log("train/loss", sums[0] / sums[2], prog_bar=True)
+        self.log("train/acc", sums[1] / sums[2])
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._eval_step(batch, "val", self.val_acc)

@@ -86,4 +86,5 @@ class TensorBatchLoader:
         order = self.sampler.indices().to(self.images.device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[start : start + self.batch_size]
-            yield self.images[idx], self.labels[idx]
+            # index_select, not images[idx]: ~10x faster for uint8 on the CPU (README Performance)
+            yield self.images.index_select(0, idx), self.labels.index_select(0, idx)
