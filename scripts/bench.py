@@ -7,6 +7,9 @@ optimizer (Adam, ``conf/optimizer/adam.yaml``), torch threads and epochs, it tim
 a  ``plain``    a hand-written PyTorch loop over pre-normalised float tensors (index slicing,
                 Adam, cross-entropy), summing train loss/accuracy on the fly and running the
                 same validation pass as (b) after every epoch: the floor.
+l  ``lightning`` a reference for what Lightning itself costs: the least LightningModule (the same
+                net, cross-entropy, Adam, the same validation pass) fed (a)'s tensors, under a
+                ``pl.Trainer`` with no logger, callbacks or metrics (torch defaults, as (a)).
 b  ``project``  what ``python -m cnn_ablations.train`` runs: ``Classifier`` + ``ImageDataModule``
                 + ``pl.Trainer`` from ``conf/trainer/cpu.yaml`` (deterministic, 32-bit,
                 log_every_n_steps 10, validation every epoch), the CSV logger of
@@ -19,10 +22,11 @@ c  ``pil``      the usual torchvision pipeline: a Dataset returning one PIL imag
 Every fit runs one warm-up epoch (not timed) and then ``--epochs`` timed epochs; each pipeline is
 fitted ``--repeats`` times, and the median epoch is reported. An epoch is everything from one
 ``on_train_epoch_start`` to the end of that epoch (training, validation, logging,
-checkpointing). (a) runs inside (b)'s fit, one epoch before each of (b)'s, so the two alternate
-epoch by epoch: this machine's speed drifts by +-15% over tens of seconds, and b/a is the
-median of these paired ratios. c/b is a ratio of medians (c is 2x slower; drift does not
-matter there). Results go to a rich table and a JSON file (``--out``).
+checkpointing). (a) runs inside (l)'s and (b)'s fits, one epoch before each of theirs, so they
+alternate epoch by epoch: this machine's speed drifts by +-15% within seconds, and b/a and l/a
+are medians of these paired ratios; b/l = (b/a) / (l/a) is what this project adds to Lightning.
+c/b is a ratio of medians (c is 2x slower; drift does not matter there). Results go to a rich
+table and a JSON file (``--out``).
 """
 
 from __future__ import annotations
@@ -51,9 +55,10 @@ from cnn_ablations.module import NVML_CUDA_CHECK
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
-PIPELINES = ("a_plain", "b_project", "c_pil_w0", "c_pil_w2")
+PIPELINES = ("a_plain", "l_lightning", "b_project", "c_pil_w0", "c_pil_w2")
 LABELS = {
     "a_plain": "a plain loop",
+    "l_lightning": "l bare LightningModule",
     "b_project": "b project (Lightning)",
     "c_pil_w0": "c PIL DataLoader, 0 workers",
     "c_pil_w2": "c PIL DataLoader, 2 workers",
@@ -257,6 +262,53 @@ class InterleavedPlainEpochs(EpochTimer):
         return [b - a for a, b in zip(self.stamps[::2], self.stamps[1::2], strict=True)]
 
 
+# -- (l) the least LightningModule: what Lightning itself costs --------------------------------
+class BareLightning(pl.LightningModule):
+    """The same net, cross-entropy and optimizer as (a), nothing else (no metrics, no logging)."""
+
+    def __init__(self, net, optimizer_factory):
+        super().__init__()
+        self.net, self.optimizer_factory = net, optimizer_factory
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self.net(x), y)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        scores = self.net(x)  # the same work as (a)'s validation pass
+        return F.cross_entropy(scores, y, reduction="sum"), (scores.argmax(1) == y).sum()
+
+    def configure_optimizers(self):
+        return self.optimizer_factory(params=self.parameters())
+
+
+def run_lightning_and_plain(data: BenchData, cfg, seed: int) -> tuple[list[float], list[float]]:
+    """Epoch times of (l) and, interleaved with them, of (a): ``(l_times, a_times)``."""
+    from cnn_ablations.data.loader import EpochSampler, TensorBatchLoader
+
+    plain = PlainLoop(data, cfg, seed)
+    batch_size, eval_batch_size = cfg.data.batch_size, cfg.data.eval_batch_size
+    train = TensorBatchLoader(plain.x, plain.y, batch_size, EpochSampler(len(plain.y), True, seed))
+    val = TensorBatchLoader(plain.xv, plain.yv, eval_batch_size, EpochSampler(len(plain.yv), False))
+    torch.manual_seed(seed)
+    model = BareLightning(make_net(cfg), make_optimizer_factory(cfg))
+    timer = InterleavedPlainEpochs(plain)
+    with _restore_torch_state(), _quiet():
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            devices=1,
+            max_epochs=cfg.trainer.max_epochs,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[timer],
+        )
+        trainer.fit(model, train_dataloaders=train, val_dataloaders=val)
+    return timer.epochs, timer.plain_epochs
+
+
 # -- (b) the project, as `python -m cnn_ablations.train` runs it -------------------------------
 def _trainer(cfg, timer):
     import hydra
@@ -354,22 +406,28 @@ def run_pil(data: BenchData, cfg, epochs: int, seed: int, workers: int) -> list[
 def bench_dataset(data: BenchData, args, workdir: Path, log: Callable[[str], None]) -> dict:
     fits = 1 + args.epochs  # one warm-up epoch per fit
     epochs: dict[str, list[float]] = {p: [] for p in PIPELINES}
+    paired: dict[str, list[float]] = {"b/a": [], "l/a": []}
     for repeat in range(args.repeats):
-        runs = {}
+        cfg = compose_config(data, workdir / f"{data.name}-l-{repeat}", fits)
+        lightning, plain_l = run_lightning_and_plain(data, cfg, args.seed)
         cfg = compose_config(data, workdir / f"{data.name}-b-{repeat}", fits)
-        runs["b_project"], runs["a_plain"] = run_project_and_plain(data, cfg, args.seed)
+        project, plain_b = run_project_and_plain(data, cfg, args.seed)
+        runs = {"a_plain": plain_l[1:] + plain_b[1:], "l_lightning": lightning[1:]}
+        runs["b_project"] = project[1:]
         for workers in (0, 2):
             cfg = compose_config(data, workdir / f"{data.name}-c{workers}-{repeat}", fits)
-            runs[f"c_pil_w{workers}"] = run_pil(data, cfg, fits, args.seed, workers)
+            runs[f"c_pil_w{workers}"] = run_pil(data, cfg, fits, args.seed, workers)[1:]
+        paired["l/a"] += [t / a for a, t in zip(plain_l[1:], lightning[1:], strict=True)]
+        paired["b/a"] += [t / a for a, t in zip(plain_b[1:], project[1:], strict=True)]
         for pipeline in PIPELINES:
             times = runs[pipeline]
-            if len(times) != fits:
-                raise RuntimeError(f"{pipeline}: timed {len(times)} epochs, expected {fits}")
-            epochs[pipeline] += times[1:]
+            if len(times) != args.epochs * (2 if pipeline == "a_plain" else 1):
+                raise RuntimeError(f"{pipeline}: timed {len(times)} epochs")
+            epochs[pipeline] += times
             log(
                 f"{data.name} repeat {repeat + 1}/{args.repeats} {pipeline}: "
                 + " ".join(f"{t:.3f}" for t in times)
-                + " s/epoch (first = warm-up)"
+                + " s/epoch (after a warm-up epoch)"
             )
     pipelines = {
         p: {
@@ -381,19 +439,21 @@ def bench_dataset(data: BenchData, args, workdir: Path, log: Callable[[str], Non
         for p, t in epochs.items()
     }
     sec = {p: v["sec_per_epoch"] for p, v in pipelines.items()}
-    paired = [b / a for a, b in zip(epochs["a_plain"], epochs["b_project"], strict=True)]
+    b_a, l_a = statistics.median(paired["b/a"]), statistics.median(paired["l/a"])
     return {
         "train_samples": len(data.splits.train),
         "val_samples": len(data.splits.val),
         "image_shape": list(data.splits.train.images.shape[1:]),
         "pipelines": pipelines,
         "ratios": {
-            # (a) and (b) epochs alternate, so each b/a pair saw the same machine conditions
-            "b/a": statistics.median(paired),
+            # medians of per-epoch ratios: (a) ran right before each (l) and (b) epoch
+            "b/a": b_a,
+            "l/a": l_a,
+            "b/l": b_a / l_a,
             "c_w0/b": sec["c_pil_w0"] / sec["b_project"],
             "c_w2/b": sec["c_pil_w2"] / sec["b_project"],
         },
-        "b/a_paired": paired,
+        "paired_ratios": paired,
     }
 
 
@@ -419,23 +479,24 @@ def print_report(report: dict) -> None:
     from rich.table import Table
 
     console = Console()
-    table = Table(
-        title=f"LeNet-5, batch {report['config']['batch_size']}, "
-        f"{report['config']['torch_threads']} torch threads: seconds per epoch (median)"
+    config = report["config"]
+    times = Table(
+        title=f"LeNet-5, batch {config['batch_size']}, {config['torch_threads']} torch threads: "
+        "seconds per epoch (median)"
     )
-    for column in ("dataset", "train", "a plain", "b project", "c PIL w0", "c PIL w2"):
-        table.add_column(column, justify="right")
-    for column in ("b/a", "c w0/b", "c w2/b"):
-        table.add_column(column, justify="right", style="bold")
+    ratios = Table(title="ratios (b/a, l/a: medians over paired epochs)")
+    for column in ("dataset", "train", "a plain", "l Lightning", "b project", "c PIL w0"):
+        times.add_column(column, justify="right")
+    for column in ("c PIL w2",):
+        times.add_column(column, justify="right")
+    for column in ("dataset", "b/a", "l/a", "b/l", "c w0/b", "c w2/b"):
+        ratios.add_column(column, justify="right", style=None if column == "dataset" else "bold")
     for name, result in report["results"].items():
         sec = {p: result["pipelines"][p]["sec_per_epoch"] for p in PIPELINES}
-        table.add_row(
-            name,
-            str(result["train_samples"]),
-            *(f"{sec[p]:.3f}" for p in PIPELINES),
-            *(f"{v:.2f}" for v in result["ratios"].values()),
-        )
-    console.print(table)
+        times.add_row(name, str(result["train_samples"]), *(f"{sec[p]:.3f}" for p in PIPELINES))
+        ratios.add_row(name, *(f"{v:.2f}" for v in result["ratios"].values()))
+    console.print(times)
+    console.print(ratios)
     growth = report.get("scaling")
     if growth:
         console.print(
@@ -491,7 +552,7 @@ def main(argv: list[str] | None = None) -> dict:
             "batch_size": 64,
             "eval_batch_size": 1000,
             "validation": "every epoch, all pipelines",
-            "checkpointing": "on in b and c (ModelCheckpoint best + last, as the CLI)",
+            "checkpointing": "on in b and c (ModelCheckpoint best + last, as the CLI), off in l",
             "logger": "CSVLogger, log_every_n_steps=10 (conf/trainer/cpu.yaml)",
             "timed_epochs_per_fit": args.epochs,
             "warmup_epochs_per_fit": 1,
