@@ -193,5 +193,6 @@ def test_killed_or_crashed_jobs_count_as_failed(tmp_path):
     write_results(tmp_path / "seed=1", {"status": "running", "error": None})
     jobs = {j["job"]: j for j in collect_jobs(tmp_path)}
     assert jobs["seed=0"]["status"] == "ok"
+    assert jobs["seed=1"]["status"] != "ok"  # so the summary counts it among the failed
     assert jobs["seed=1"]["error"] == "did not finish (killed?); rerun with resume=true"
     assert jobs["seed=2"]["status"] == "failed" and "no results.json" in jobs["seed=2"]["error"]

@@ -104,13 +104,13 @@ class ImageDataModule(pl.LightningDataModule):
                 f"the model takes {self.pad_to}x{self.pad_to}; set model.input_size="
                 f"{height}"
             )
-        pixels = train.double().div_(255).transpose(0, 1).reshape(channels, -1)
-        self.mean, self.std = pixels.mean(1).float(), pixels.std(1).float()
         if self.normalization == "lecun":
             scale = torch.full((channels,), LECUN_FOREGROUND - LECUN_BACKGROUND)
             shift = torch.full((channels,), LECUN_BACKGROUND)
-        else:
-            scale, shift = 1 / self.std, -self.mean / self.std
+        else:  # the training set's per-channel mean and std
+            pixels = train.double().div_(255).transpose(0, 1).reshape(channels, -1)
+            mean, std = pixels.mean(1).float(), pixels.std(1).float()
+            scale, shift = 1 / std, -mean / std
         # normalize(x) = x * scale + shift, per channel; moved to the batch's device once
         self._affine = scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1)
         self.summary = {"data/train_size": len(self.splits.train), "data/channels": channels}
