@@ -124,8 +124,12 @@ def compose_config(data: BenchData, output_dir: Path, max_epochs: int):
         "~callbacks.progress_bar",
         "~callbacks.model_summary",
     ]
+    from cnn_ablations import resolvers
+    from cnn_ablations.train import CONFIG_NAME
+
+    resolvers.register()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose("config", overrides=overrides)
+        return compose(CONFIG_NAME, overrides=overrides)
 
 
 def make_net(cfg):

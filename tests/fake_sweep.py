@@ -1,4 +1,4 @@
-"""Synthetic sweep dirs in the layout the training entry point writes (see report.py)."""
+"""Synthetic sweep dirs in the layout the training entry point writes (see sweep.load_sweep)."""
 
 import json
 from pathlib import Path
@@ -48,7 +48,7 @@ def write_job(
         "status": status,
         "error": error,
         "overrides": all_overrides,
-        "variant": ",".join(o for o in all_overrides if not o.startswith("seed=")),
+        "condition": ",".join(overrides),
         "seed": seed,
         "group": f"{sweep_dir.parent.name}-{sweep_dir.name}",
         "metrics": {
@@ -61,6 +61,7 @@ def write_job(
             "sec_per_epoch": 1.5 + seed,
         },
         "output_dir": str(job_dir),
+        "metrics_csv": "csv/metrics.csv",
     }
     (job_dir / "results.json").write_text(json.dumps(results))
     write_metrics_csv(job_dir / "csv" / "metrics.csv", test_acc)

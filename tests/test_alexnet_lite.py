@@ -18,7 +18,7 @@ from cnn_ablations.models.alexnet_lite import (
     AlexNetLite,
     alexnet_lrn,
 )
-from cnn_ablations.models.layers import ACTIVATIONS
+from cnn_ablations.models.layers import ACTIVATIONS, POOLING
 from cnn_ablations.module import Classifier
 
 
@@ -47,7 +47,7 @@ def test_lrn_matches_paper_formula(channels, signed):
     if not signed:
         a = a.abs()
     expected = paper_lrn(a)
-    lrns = [alexnet_lrn()] + model_lrns(AlexNetLite())
+    lrns = [alexnet_lrn()] + model_lrns(AlexNetLite(lrn=True))
     assert len(lrns) == 3
     for lrn in lrns:
         torch.testing.assert_close(lrn(a), expected, rtol=1e-6, atol=0)
@@ -58,7 +58,7 @@ def test_lrn_matches_paper_formula(channels, signed):
 
 
 def test_lrn_sits_after_activation_of_conv1_and_conv2():
-    names = [type(m).__name__ for m in AlexNetLite(batchnorm=True).features]
+    names = [type(m).__name__ for m in AlexNetLite(batchnorm=True, lrn=True).features]
     block = ["Conv2d", "BatchNorm2d", "ReLU"]
     pool = ["MaxPool2d"]
     lrn = ["LocalResponseNorm"]
@@ -84,6 +84,23 @@ def test_output_shape_for_every_activation(activation):
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 7)
 
 
+@pytest.mark.parametrize("overlap_pool", [False, True])
+def test_every_pool_choice_builds_and_computes_its_own_function(overlap_pool):
+    """Each ``POOLING`` entry, plain and overlapping: right shape, and outputs that differ
+    between choices from the same init (tanh units: under ReLU, subsampling starts as avg)."""
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    outputs = {}
+    for pool in POOLING:
+        torch.manual_seed(0)
+        model = AlexNetLite(pool=pool, overlap_pool=overlap_pool, activation="tanh").eval()
+        outputs[pool] = model(x)
+        assert outputs[pool].shape == (4, 10)
+    for a in outputs:
+        for b in outputs:
+            if a < b:
+                assert not torch.allclose(outputs[a], outputs[b]), (a, b)
+
+
 @pytest.mark.parametrize("size,overlap_pool", [(28, True), (28, False), (36, True), (8, False)])
 def test_other_input_sizes_and_channels(size, overlap_pool):
     model = AlexNetLite(
@@ -107,7 +124,8 @@ def test_dropout_only_in_first_two_fc_layers():
 @pytest.mark.parametrize(
     "kwargs,key",
     [
-        ({"activation": "gelu6"}, "model.activation"),
+        ({"activation": "no_such_activation"}, "model.activation"),
+        ({"pool": "median"}, "model.pool"),
         ({"lrn": "yes"}, "model.lrn"),
         ({"overlap_pool": "maybe"}, "model.overlap_pool"),
         ({"batchnorm": None}, "model.batchnorm"),
@@ -117,15 +135,13 @@ def test_unknown_choice_raises_config_error_listing_choices(kwargs, key):
     with pytest.raises(ConfigError, match=f"{key}=.*choose one of") as err:
         AlexNetLite(**kwargs)
     assert "\n" not in str(err.value)
-    if key == "model.activation":
-        assert all(name in str(err.value) for name in ACTIVATIONS)
-    else:
-        assert "True, False" in str(err.value)
+    registry = {"model.activation": ACTIVATIONS, "model.pool": POOLING}.get(key, (False, True))
+    assert str(err.value).endswith("choose one of: " + ", ".join(str(c) for c in registry))
 
 
 @pytest.mark.parametrize("dropout", [-0.1, 1, 1.0, 1.5, "half"])
 def test_dropout_outside_unit_interval_raises(dropout):
-    with pytest.raises(ConfigError, match=r"model.dropout=.*\[0, 1\)"):
+    with pytest.raises(ConfigError, match=r"model.dropout=.* is not valid; .*>= 0 and < 1"):
         AlexNetLite(dropout=dropout)
 
 
@@ -152,7 +168,7 @@ def test_short_training_learns_colour_digits(tmp_path):
         "mnist5k_color", num_classes=10, channels=3, image_size=32, batch_size=32
     )
     data.setup()
-    model = Classifier(AlexNetLite(lrn=False, overlap_pool=False), optimizer=torch.optim.Adam)
+    model = Classifier(AlexNetLite(), optimizer=torch.optim.Adam)
     trainer = bare_trainer(tmp_path, max_epochs=7, deterministic=True)
     trainer.fit(model, datamodule=data)
     (result,) = trainer.validate(model, datamodule=data, verbose=False)

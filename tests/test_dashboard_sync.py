@@ -13,6 +13,7 @@ import wandb_workspaces.reports.v2 as wr
 import wandb_workspaces.workspaces as ws
 
 from cnn_ablations import dashboard, sync
+from cnn_ablations.sweep import load_sweep
 from fake_sweep import make_factorial_sweep, make_ofat_sweep
 
 OFAT_GROUP = "lenet_ablation-2026-11-23_12-00-00"
@@ -67,7 +68,7 @@ def test_spec_has_one_section_per_factor(sweeps):
         (ofat_dir, ["variant"]),
         (grid_dir, ["model.activation", "model.pool"]),
     ]:
-        spec = dashboard.dashboard_spec(sweep_dir, "g1")
+        spec = dashboard.dashboard_spec(load_sweep(sweep_dir), "g1")
         assert spec["runset"] == {"filter": {"Group": "g1"}}
         assert spec["factors"] == factors
         factor_sections = [s for s in spec["sections"] if s["factor"]]
@@ -89,7 +90,7 @@ def test_spec_has_one_section_per_factor(sweeps):
 
 def test_workspace_builds_offline(sweeps):
     _, _, grid_dir = sweeps
-    spec = dashboard.dashboard_spec(grid_dir, "g1")
+    spec = dashboard.dashboard_spec(load_sweep(grid_dir), "g1")
     workspace = dashboard.build_workspace(spec, entity="someone", project="cnn-ablations")
     assert isinstance(workspace, ws.Workspace)
     assert [s.name for s in workspace.sections] == [s["name"] for s in spec["sections"]]
@@ -103,10 +104,19 @@ def test_workspace_builds_offline(sweeps):
 def test_print_outputs_spec_and_finds_sweep_by_group(sweeps, monkeypatch, capsys):
     root, ofat_dir, _ = sweeps
     monkeypatch.chdir(root)
+    expected = dashboard.dashboard_spec(load_sweep(ofat_dir), OFAT_GROUP)
     assert dashboard.main(["--group", OFAT_GROUP, "--print"]) == 0
-    assert json.loads(capsys.readouterr().out) == dashboard.dashboard_spec(ofat_dir, OFAT_GROUP)
+    assert json.loads(capsys.readouterr().out) == expected
     assert dashboard.main(["--group", "no-such-group", "--print"]) == 2
-    assert "no sweep under outputs/sweeps" in capsys.readouterr().err
+    assert "has W&B group 'no-such-group'; pass --sweep-dir" in capsys.readouterr().err
+
+
+def test_print_reads_the_group_from_the_jobs_records(sweeps, monkeypatch, capsys):
+    root, ofat_dir, _ = sweeps
+    monkeypatch.chdir(root)
+    assert dashboard.main(["--sweep-dir", str(ofat_dir), "--print"]) == 0
+    spec = json.loads(capsys.readouterr().out)
+    assert spec["runset"] == {"filter": {"Group": OFAT_GROUP}}
 
 
 def test_save_without_api_key_exits_1(sweeps, monkeypatch, capsys):

@@ -75,7 +75,9 @@ def test_training_batches_are_padded_and_normalised():
     [
         ({"batch_size": -1}, "data.batch_size=-1 is not valid"),
         ({"normalization": "minmax"}, "data.normalization='minmax' is not valid"),
-        ({"augment": {"pca_sigma": -0.1}}, "data.augment.pca_sigma=-0.1 must be >= 0"),
+        ({"augment": {"pca_sigma": -0.1}}, "data.augment.pca_sigma=-0.1 is not valid"),
+        ({"augment": {"crop_padding": 1.5}}, "data.augment.crop_padding=1.5 is not valid"),
+        ({"drop_last": "yes"}, "data.drop_last=.yes. is not valid"),
     ],
 )
 def test_bad_data_settings_fail_with_one_line(kwargs, message):

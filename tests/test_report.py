@@ -1,4 +1,4 @@
-"""`cnn_ablations.report` on synthetic sweeps, checked against independent numpy/scipy sums."""
+"""The report on synthetic sweeps, checked against independent numpy/scipy sums."""
 
 import math
 import re
@@ -9,7 +9,11 @@ import pytest
 from matplotlib.image import imread
 from scipy import stats
 
-from cnn_ablations.report import analyse_sweep, build_report, epoch_curves, main
+from cnn_ablations.report import build_report
+from cnn_ablations.report.__main__ import main
+from cnn_ablations.report.figures import epoch_curves
+from cnn_ablations.report.stats import analyse
+from cnn_ablations.sweep import load_sweep
 from fake_sweep import EPOCHS, curve, make_factorial_sweep, make_ofat_sweep, write_job
 
 VARIANTS = ["baseline", "sigmoid", "relu"]
@@ -47,30 +51,36 @@ def paired_t(diffs: list[float]) -> tuple[float, float, float]:
 
 def test_summary_matches_numpy(ofat):
     _, acc, report_dir = ofat
-    summary = pd.read_csv(report_dir / "summary.csv").set_index("variant")
+    summary = pd.read_csv(report_dir / "summary.csv").set_index("condition")
     means = {v: np.mean([acc[v, s] for s in range(3)]) for v in VARIANTS}
     assert list(summary.index) == [f"variant={v}" for v in sorted(means, key=means.get)[::-1]]
     for variant in VARIANTS:
         values = np.array([acc[variant, s] for s in range(3)])
         row = summary.loc[f"variant={variant}"]
         assert row["n"] == 3  # the failed relu jobs are not counted
-        assert row["test_acc_mean"] == pytest.approx(values.mean())
-        assert row["test_acc_std"] == pytest.approx(values.std(ddof=1))
-        assert row["test_acc_min"] == pytest.approx(values.min())
-        assert row["test_acc_max"] == pytest.approx(values.max())
-        assert row["val_acc_best_mean"] == pytest.approx(values.mean() + 0.005)
-        assert row["val_acc_best_std"] == pytest.approx(values.std(ddof=1))
+        assert row["test acc"] == pytest.approx(values.mean())
+        assert row["± std"] == pytest.approx(values.std(ddof=1))
+        assert row["min"] == pytest.approx(values.min())
+        assert row["max"] == pytest.approx(values.max())
+        assert row["val acc best"] == pytest.approx(values.mean() + 0.005)
         final_loss = [curve(a, EPOCHS - 1)[1] for a in values]
-        assert row["train_loss_mean"] == pytest.approx(np.mean(final_loss))
-        assert row["epochs_mean"] == EPOCHS
-        assert row["params_mean"] == 61706
-        assert row["sec_per_epoch_mean"] == pytest.approx(np.mean([1.5, 2.5, 3.5]))
-        assert row["overrides"] == f"sweep=lenet_ablation,trainer.max_epochs=3,variant={variant}"
+        assert row["final train loss"] == pytest.approx(np.mean(final_loss))
+        assert row["epochs"] == EPOCHS
+        assert row["params"] == 61706
+        assert row["s/epoch"] == pytest.approx(np.mean([1.5, 2.5, 3.5]))
+
+
+def test_one_table_model_gives_the_same_columns_everywhere(ofat):
+    _, _, report_dir = ofat
+    for name in ("summary", "effects"):
+        csv_header = (report_dir / f"{name}.csv").read_text().splitlines()[0].split(",")
+        text = (report_dir / "report.md").read_text()
+        assert "| " + " | ".join(csv_header) + " |" in text, name
 
 
 def test_effects_vs_baseline_match_scipy(ofat):
     _, acc, report_dir = ofat
-    effects = pd.read_csv(report_dir / "effects.csv")
+    effects = analyse(load_sweep(ofat[0])).effects
     assert list(effects["level"]) == ["sigmoid", "relu"]  # multirun.yaml order, baseline first
     for row in effects.itertuples():
         mean, low, high = paired_t([acc[row.level, s] - acc["baseline", s] for s in range(3)])
@@ -80,6 +90,8 @@ def test_effects_vs_baseline_match_scipy(ofat):
         assert row.ci_high == pytest.approx(high)
         assert row.excludes_zero == (low > 0 or high < 0)
     assert effects.set_index("level").loc["sigmoid", "excludes_zero"]  # Δ ≈ -0.10
+    written = pd.read_csv(report_dir / "effects.csv")
+    assert written["Δ test acc"].tolist() == pytest.approx(effects["effect"].tolist())
 
 
 def test_report_md_lists_failed_jobs_and_links_resolve(ofat):
@@ -127,7 +139,7 @@ def test_epoch_curves_take_last_non_null_per_epoch(ofat, tmp_path):
 
 def test_factorial_main_effects_match_scipy(factorial):
     _, acc, report_dir = factorial
-    effects = pd.read_csv(report_dir / "effects.csv").set_index("factor")
+    effects = analyse(load_sweep(factorial[0])).effects.set_index("factor")
     # References are the first levels in multirun.yaml (tanh, max), not sorted order.
     assert effects.loc["model.activation", ["level", "reference"]].tolist() == ["relu", "tanh"]
     assert effects.loc["model.pool", ["level", "reference"]].tolist() == ["avg", "max"]
@@ -149,6 +161,9 @@ def test_factorial_main_effects_match_scipy(factorial):
         assert row["excludes_zero"] == (low > 0 or high < 0)
     summary = pd.read_csv(report_dir / "summary.csv")
     assert len(summary) == 4 and (summary["n"] == 3).all()
+    assert set(summary["condition"]) == {
+        f"model.activation={a},model.pool={p}" for a in ("tanh", "relu") for p in ("max", "avg")
+    }
     assert "main effects" in (report_dir / "report.md").read_text()
 
 
@@ -156,7 +171,7 @@ def test_single_seed_has_blank_std_and_no_interval(tmp_path):
     sweep_dir = tmp_path / "one_seed" / "2026-01-01_00-00-00"
     write_job(sweep_dir, ["variant=baseline"], 0, 0.9)
     write_job(sweep_dir, ["variant=relu"], 0, 0.95)
-    analysis = analyse_sweep(sweep_dir)
+    analysis = analyse(load_sweep(sweep_dir))
     assert analysis.summary["test_acc_std"].isna().all()
     (effect,) = analysis.effects.itertuples()
     assert (effect.level, effect.n) == ("relu", 1)
@@ -183,7 +198,7 @@ def test_cli_defaults_to_latest_sweep(tmp_path, monkeypatch, capsys):
 def test_cli_errors_exit_2(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main([]) == 2
-    assert "no sweep found under outputs/sweeps" in capsys.readouterr().err
+    assert "no sweep found under outputs" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["empty"]) == 2
     assert "empty holds no jobs" in capsys.readouterr().err

@@ -2,31 +2,25 @@
 
 import json
 from itertools import pairwise
-from pathlib import Path
 
+import hydra
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from tests.conftest import CONF_DIR, FAST, run_cli
+from omegaconf import OmegaConf
+from tests.conftest import CONF_DIR, TINY, compose_cfg, run_cli, run_dirs
 from tests.wandb_records import run_record
 
 from cnn_ablations.results import write_results
-from cnn_ablations.sweep import collect_jobs
-from cnn_ablations.train import apply_variant
-
-TINY = [*FAST, "trainer.max_epochs=1"]
+from cnn_ablations.sweep import load_sweep
 
 
-def job_dirs(root: Path) -> list[Path]:
-    return sorted(p.parent for p in root.glob("outputs/sweeps/*/*/*/.hydra"))
-
-
-def test_2x2_multirun_gives_4_jobs_each_with_outputs_and_its_own_wandb_run(tmp_path):
-    result = run_cli(["-m", "model.activation=sigmoid,relu", "seed=0,1", *TINY], tmp_path)
+def test_2x2_multirun_gives_4_jobs_each_with_outputs_and_its_own_wandb_run(cli, tmp_path):
+    args = ["-m", "model.activation=sigmoid,relu", "seed=0,1", *TINY, "logger=wandb"]
+    result = cli(*args)
     assert result.returncode == 0, result.stderr[-3000:]
-    jobs = job_dirs(tmp_path)
+    jobs = run_dirs(tmp_path, "sweeps")
     assert [j.name for j in jobs] == [
         "model.activation=relu,seed=0",
         "model.activation=relu,seed=1",
@@ -43,10 +37,13 @@ def test_2x2_multirun_gives_4_jobs_each_with_outputs_and_its_own_wandb_run(tmp_p
         (wandb_run,) = (job / "wandb").glob("offline-run-*")
         runs.append(run_record(wandb_run))
         activation = job.name.split(",")[0]
-        assert runs[-1].job_type == activation  # the variant: overrides minus the seed
+        assert runs[-1].job_type == activation  # the condition: swept overrides minus the seed
+        assert results["condition"] == activation
         tags = {t.lower() for t in runs[-1].tags}
-        assert tags == {*job.name.split(","), *TINY}  # one tag per override
+        assert tags == {o.lower() for o in results["overrides"]}  # one tag per override
+        assert set(job.name.split(",")) <= set(results["overrides"])
         assert runs[-1].display_name == job.name
+        assert results["wandb"]["id"] == runs[-1].run_id
     assert len({r.run_id for r in runs}) == 4
     assert {r.run_group for r in runs} == {f"lenet5-mnist5k-{sweep_dir.name}"}
     summary = json.loads((sweep_dir / "sweep_summary.json").read_text())
@@ -55,8 +52,7 @@ def test_2x2_multirun_gives_4_jobs_each_with_outputs_and_its_own_wandb_run(tmp_p
 
 def sweep_jobs(sweep: str, extra: list[str] | None = None) -> list[list[str]]:
     """The override sets a sweep file expands to, as Hydra's basic sweeper computes them."""
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[f"sweep={sweep}"], return_hydra_config=True)
+    cfg = compose_cfg([f"sweep={sweep}"], hydra_cfg=True)
     params = {**cfg.hydra.sweeper.params, **dict(e.split("=", 1) for e in (extra or []))}
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
@@ -92,14 +88,10 @@ def test_every_sweep_file_lists_its_jobs_and_each_job_builds(sweep, count, varyi
     assert {o.split("=")[0] for o in jobs[0]} == varying
     seen_models = set()
     for job in jobs:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("config", overrides=[f"sweep={sweep}", *job])
-        apply_variant(cfg)
+        cfg = compose_cfg([f"sweep={sweep}", *job])
         key = (cfg.model._target_, str(cfg.model), cfg.data.dataset)
         if key not in seen_models:  # build each distinct network once
             seen_models.add(key)
-            import hydra
-
             net = hydra.utils.instantiate(cfg.model)
             size = cfg.model.input_size
             assert net(torch.zeros(2, cfg.model.in_channels, size, size)).shape == (2, 10)
@@ -110,26 +102,44 @@ def test_sweep_seeds_can_be_overridden_from_the_shell():
     assert len(jobs) == 45
 
 
-def test_ablation_variants_each_change_one_factor():
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=["sweep=lenet_ablation"])
-    variants = cfg.variants
-    assert variants.baseline == {}
-    assert all(len(v) == 1 for k, v in variants.items() if k != "baseline")
-    assert {str(k) for v in variants.values() for k in v} == {
-        "model.activation",
-        "model.pool",
-        "model.batchnorm",
-        "model.dropout",
-        "model.head",
-        "model.c3",
-    }
+def leaves(cfg) -> dict:
+    """Every leaf of a config as dotted key -> value."""
+
+    def walk(node, prefix):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from walk(value, f"{prefix}{key}.")
+        else:
+            yield prefix[:-1], node
+
+    return dict(walk(OmegaConf.to_container(cfg, resolve=False), ""))
+
+
+VARIANTS = sorted(p.stem for p in (CONF_DIR / "variant").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_each_variant_changes_exactly_one_setting_of_the_baseline(variant):
+    baseline = leaves(compose_cfg(["sweep=lenet_ablation", "variant=baseline"]))
+    changed = leaves(compose_cfg(["sweep=lenet_ablation", f"variant={variant}"]))
+    diff = {k for k in baseline.keys() | changed.keys() if baseline.get(k) != changed.get(k)}
+    assert len(diff) == (0 if variant == "baseline" else 1), diff
+    # what the file says is what the composed config holds
+    for key, value in leaves(OmegaConf.load(CONF_DIR / "variant" / f"{variant}.yaml")).items():
+        assert changed[key] == value
+
+
+def test_ablation_sweep_lists_every_variant():
+    cfg = compose_cfg(["sweep=lenet_ablation"], hydra_cfg=True)
+    assert sorted(cfg.hydra.sweeper.params.variant.split(",")) == VARIANTS
 
 
 def test_joblib_runs_jobs_in_parallel_and_a_failing_job_does_not_stop_the_sweep(tmp_path):
     result = run_cli(["-m", "launcher=joblib", "model.dropout=0.0,1.5", *TINY], tmp_path)
     assert result.returncode == 1
-    jobs = {j.name: json.loads((j / "results.json").read_text()) for j in job_dirs(tmp_path)}
+    jobs = {
+        j.name: json.loads((j / "results.json").read_text()) for j in run_dirs(tmp_path, "sweeps")
+    }
     assert jobs["model.dropout=0.0"]["status"] == "ok"
     failed = jobs["model.dropout=1.5"]
     assert failed["status"] == "failed" and "model.dropout=1.5" in failed["error"]
@@ -142,12 +152,7 @@ def test_joblib_runs_jobs_in_parallel_and_a_failing_job_does_not_stop_the_sweep(
 
 
 def test_slurm_launcher_preset_composes():
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=["launcher=slurm", "hydra.launcher.partition=gpu"],
-            return_hydra_config=True,
-        )
+    cfg = compose_cfg(["launcher=slurm", "hydra.launcher.partition=gpu"], hydra_cfg=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.gpus_per_node, launcher.timeout_min) == ("gpu", 1, 120)
@@ -181,7 +186,7 @@ def test_ddp_cpu_multirun_gives_one_dir_per_job(tmp_path):
     result = run_cli(["-m", "trainer=ddp_cpu", "seed=0,1", *TINY, "logger=csv"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(list(tmp_path.glob("outputs/sweeps/*"))) == 1  # no second sweep from rank 1
-    jobs = job_dirs(tmp_path)
+    jobs = run_dirs(tmp_path, "sweeps")
     assert [j.name for j in jobs] == ["seed=0", "seed=1"]
     assert all(json.loads((j / "results.json").read_text())["status"] == "ok" for j in jobs)
 
@@ -191,8 +196,9 @@ def test_killed_or_crashed_jobs_count_as_failed(tmp_path):
         (tmp_path / job / ".hydra").mkdir(parents=True)
     write_results(tmp_path / "seed=0", {"status": "ok", "error": None, "metrics": {}})
     write_results(tmp_path / "seed=1", {"status": "running", "error": None})
-    jobs = {j["job"]: j for j in collect_jobs(tmp_path)}
-    assert jobs["seed=0"]["status"] == "ok"
-    assert jobs["seed=1"]["status"] != "ok"  # so the summary counts it among the failed
-    assert jobs["seed=1"]["error"] == "did not finish (killed?); rerun with resume=true"
-    assert jobs["seed=2"]["status"] == "failed" and "no results.json" in jobs["seed=2"]["error"]
+    sweep = load_sweep(tmp_path)
+    jobs = {j.name: j for j in sweep.jobs}
+    assert jobs["seed=0"].ok
+    assert not jobs["seed=1"].ok and jobs["seed=1"] in sweep.failed  # the summary counts it
+    assert jobs["seed=1"].error.startswith("did not finish (killed?)")
+    assert jobs["seed=2"].status == "failed" and "no results.json" in jobs["seed=2"].error

@@ -1,1 +1,5 @@
-"""cnn-ablations: Hydra + Lightning + W&B ablations of classic CNNs (LeNet-5, AlexNet-lite)."""
+"""Run, track and compare classic CNN ablations (LeNet-5, AlexNet-lite)."""
+
+from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the Hydra configs of this checkout

@@ -1,6 +1,6 @@
 """A W&B workspace for one sweep, built with ``wandb-workspaces``.
 
-Usage: ``python -m cnn_ablations.dashboard --group GROUP [--sweep-dir DIR] [--project P]
+Usage: ``python -m cnn_ablations.dashboard [--sweep-dir DIR | --group GROUP] [--project P]
 [--entity E] [--print]``. The ablation factors come from the sweep dir's jobs (as in the
 report); each gets a section whose panels group the runs by that W&B config key. ``--print``
 shows the spec and saves nothing (no network); saving needs a network and an API key.
@@ -8,34 +8,26 @@ shows the spec and saves nothing (no network); saving needs a network and an API
 
 import argparse
 import json
-import netrc
 import os
 import sys
 from pathlib import Path
-from urllib.parse import urlparse
-
-import pandas as pd
-import wandb
-import wandb_workspaces.reports.v2 as wr
-import wandb_workspaces.workspaces as ws
 
 from cnn_ablations.errors import ConfigError
-from cnn_ablations.report import SWEEPS_ROOT, factors, find_sweeps, load_jobs
+from cnn_ablations.sweep import Sweep, find_sweeps, latest_sweep, load_sweep
+from cnn_ablations.tracking import api_key_found
 
 PROJECT = "cnn-ablations"
 X_AXIS = "epoch"  # Lightning logs `epoch` with every metric
 
 
-def dashboard_spec(sweep: Path | str | pd.DataFrame, group: str) -> dict:
+def dashboard_spec(sweep: Sweep, group: str) -> dict:
     """Readable workspace spec: a runset filtered to ``group``, one section per factor.
 
-    ``sweep`` is a sweep dir or its jobs table (``report.load_jobs``). Each factor section
-    has line panels of val/acc and train/loss and a bar panel of test/acc, all grouped by the
-    factor's config key (mean ± std over runs); a last section holds a parallel-coordinates
-    panel of all factors against test/acc.
+    Each factor section has line panels of val/acc and train/loss and a bar panel of test/acc,
+    all grouped by the factor's config key (mean ± std over runs); a last section holds a
+    parallel-coordinates panel of all factors against test/acc.
     """
-    jobs = sweep if isinstance(sweep, pd.DataFrame) else load_jobs(Path(sweep))
-    keys = factors(jobs)
+    keys = sweep.factors
     sections = [
         {
             "name": f"by {key}",
@@ -62,6 +54,8 @@ def dashboard_spec(sweep: Path | str | pd.DataFrame, group: str) -> dict:
 
 def _panel(spec: dict):
     """One wandb-workspaces panel from a spec entry."""
+    import wandb_workspaces.reports.v2 as wr
+
     if spec["type"] == "line":
         return wr.LinePlot(
             title=f"{spec['y']} by {spec['groupby']}",
@@ -92,8 +86,10 @@ def _panel(spec: dict):
     )
 
 
-def build_workspace(spec: dict, entity: str, project: str = PROJECT) -> ws.Workspace:
+def build_workspace(spec: dict, entity: str, project: str = PROJECT):
     """The ``ws.Workspace`` for a spec from :func:`dashboard_spec` (not saved)."""
+    import wandb_workspaces.workspaces as ws
+
     return ws.Workspace(
         entity=entity,
         project=project,
@@ -117,25 +113,18 @@ def offline_reason() -> str | None:
     mode = os.environ.get("WANDB_MODE", "").lower()
     if mode in {"offline", "dryrun", "disabled"}:
         return f"WANDB_MODE={mode} is set"
-    if os.environ.get("WANDB_API_KEY"):
-        return None
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
-    path = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    try:
-        if netrc.netrc(path).authenticators(host):
-            return None
-    except (OSError, netrc.NetrcParseError):
-        pass
-    return f"no API key was found (WANDB_API_KEY is unset and {path} has no {host} entry)"
+    if api_key_found() is None:
+        return "no API key was found (WANDB_API_KEY is unset and `wandb login` was not run)"
+    return None
 
 
-def sweep_for_group(group: str) -> Path:
-    """The newest sweep dir under outputs/sweeps whose jobs log to W&B group ``group``."""
+def sweep_for_group(group: str) -> Sweep:
+    """The newest sweep under paths.output_root whose jobs log to W&B group ``group``."""
     for sweep_dir in reversed(find_sweeps()):
-        results = next(sweep_dir.glob("*/results.json"), None)
-        if results and json.loads(results.read_text()).get("group") == group:
-            return sweep_dir
-    raise ConfigError(f"no sweep under {SWEEPS_ROOT}/*/* has group {group!r}; pass --sweep-dir")
+        sweep = load_sweep(sweep_dir)
+        if group in sweep.groups:
+            return sweep
+    raise ConfigError(f"no sweep under paths.output_root has W&B group {group!r}; pass --sweep-dir")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,10 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m cnn_ablations.dashboard",
         description="Build a W&B workspace comparing the variants of one sweep.",
     )
-    parser.add_argument("--group", required=True, help="W&B group of the sweep's runs")
     parser.add_argument(
-        "--sweep-dir", type=Path, help="sweep dir (default: the one whose jobs have --group)"
+        "--sweep-dir", type=Path, help="sweep dir (default: --group's, else the latest sweep)"
     )
+    parser.add_argument("--group", help="W&B group of the sweep's runs (default: its jobs' group)")
     parser.add_argument("--project", default=PROJECT, help=f"W&B project (default {PROJECT})")
     parser.add_argument("--entity", help="W&B entity (default: your default entity)")
     parser.add_argument(
@@ -154,7 +143,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        spec = dashboard_spec(args.sweep_dir or sweep_for_group(args.group), args.group)
+        if args.sweep_dir:
+            sweep = load_sweep(args.sweep_dir)
+        elif args.group:
+            sweep = sweep_for_group(args.group)
+        else:
+            sweep = load_sweep(latest_sweep())
+        group = args.group or next(iter(sweep.groups), None)
+        if group is None:
+            raise ConfigError(f"the jobs of {sweep.path} record no W&B group; pass --group")
+        spec = dashboard_spec(sweep, group)
     except ConfigError as err:
         print(f"dashboard: error: {err}", file=sys.stderr)
         return 2
@@ -169,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    import wandb
+
     entity = args.entity or wandb.Api().default_entity
     workspace = build_workspace(spec, entity, args.project).save()
     print(f"Workspace saved: {workspace.url}")

@@ -1,13 +1,14 @@
 """Each job's ``results.json``: status, final metrics, overrides and provenance.
 
-Sweeps, the report and resume read these instead of parsing logs. Written atomically, so a
-crash mid-write never leaves a half file.
+Sweeps, the report and resume read these instead of parsing logs. Written atomically (a temp
+file renamed over the old one), so a crash or a full disk never leaves a half file.
 """
 
 import json
 import os
 import platform
 import subprocess
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -28,8 +29,12 @@ def write_results(job_dir: str | Path, results: dict) -> Path:
     path = Path(job_dir) / RESULTS_FILE
     payload = {**results, **provenance()}
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # the previous results.json stays as it was
+        raise
     return path
 
 
@@ -41,6 +46,7 @@ def read_results(job_dir: str | Path) -> dict | None:
         return None
 
 
+@cache  # once per process: a sweep's jobs share it, and git runs once, not per write
 def provenance() -> dict:
     """Package versions and the git commit (with a dirty flag) of the code that ran."""
     versions = {"python": platform.python_version()}

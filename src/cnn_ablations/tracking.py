@@ -1,18 +1,21 @@
 """Experiment tracking: CSV always, W&B (online, or offline to sync later) when configured."""
 
+import contextlib
 import csv
 import logging
 import netrc
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 import hydra
 from lightning_fabric.loggers.logger import rank_zero_experiment
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from pytorch_lightning import loggers
 from pytorch_lightning.loggers import csv_logs
 
 log = logging.getLogger(__name__)
+MAX_TAG_LENGTH = 64  # W&B's limit
 
 
 class _AppendingWriter(csv_logs.ExperimentWriter):
@@ -63,69 +66,96 @@ class CSVLogger(loggers.CSVLogger):
         os.replace(tmp, path)
 
 
-def wandb_mode() -> str:
-    """``$WANDB_MODE`` if set; else ``online`` when an API key is available, else ``offline``."""
+def api_key_found() -> str | None:
+    """Where a W&B API key was found (``WANDB_API_KEY`` or the netrc entry of the W&B host), or
+    None. ``wandb login`` writes the netrc entry."""
+    if os.environ.get("WANDB_API_KEY"):
+        return "WANDB_API_KEY"
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    path = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        if netrc.netrc(path).authenticators(host):
+            return str(path)
+    except (OSError, netrc.NetrcParseError):
+        pass
+    return None
+
+
+def wandb_mode(configured: str | None = None) -> str:
+    """``logger.wandb.mode`` if set, else ``$WANDB_MODE``, else ``online`` when an API key is
+    found and ``offline`` when not."""
+    if configured:
+        return configured
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
-    if os.environ.get("WANDB_API_KEY"):
-        return "online"
-    try:
-        if netrc.netrc().authenticators("api.wandb.ai"):
-            return "online"
-    except (FileNotFoundError, netrc.NetrcParseError):
-        pass
-    return "offline"
+    return "online" if api_key_found() else "offline"
 
 
-def build_loggers(cfg: DictConfig, run_name: str, group: str, job_type: str, tags: list[str]):
-    """Instantiate ``cfg.logger``; W&B gets mode, name, group, job type, tags and the config.
+def make_loggers(logger_cfg: DictConfig) -> list:
+    """The loggers of ``cfg.logger`` other than W&B, made but not started: nothing is written
+    until the trainer logs (see :func:`attach_wandb` for W&B)."""
+    return [hydra.utils.instantiate(node) for key, node in logger_cfg.items() if key != "wandb"]
 
-    If W&B cannot start (no network for online mode, bad key, unwritable dir) it warns once and
-    falls back to offline, then to CSV only: a run's metrics are never lost to tracking.
+
+def attach_wandb(trainer, node: DictConfig | None, identity: dict) -> dict | None:
+    """Start the W&B run of ``logger.wandb`` and add it to ``trainer``'s loggers; return the
+    run's identity for results.json (None without W&B).
+
+    Name, group, job type and tags come from ``logger.wandb`` where set there, else from the
+    job's ``identity``. If W&B cannot start (no network for online mode, a bad key, an
+    unwritable dir) it warns once and falls back to offline, then to CSV only: a run's metrics
+    are never lost to tracking. Lightning's fast_dev_run logs nothing, so it gets no W&B run.
     """
-    built = []
-    for key, logger_cfg in cfg.logger.items():
-        if key != "wandb":
-            built.append(hydra.utils.instantiate(logger_cfg))
-            continue
-        mode = wandb_mode()
-        if mode == "disabled":
-            continue
-        wandb_logger, error = _start_wandb(logger_cfg, mode, run_name, group, job_type, tags)
-        if wandb_logger is None and mode == "online":
-            wandb_logger, offline_error = _start_wandb(
-                logger_cfg, "offline", run_name, group, job_type, tags
+    if node is None or trainer.fast_dev_run:
+        return None
+    mode = wandb_mode(node.get("mode"))
+    if mode == "disabled":
+        return None
+    labels = {k: node.get(k) or identity[k] for k in ("name", "group", "job_type", "tags")}
+    labels["tags"] = [str(tag)[:MAX_TAG_LENGTH] for tag in labels["tags"]]
+    wandb_logger, error = _start_wandb(node, mode, labels)
+    if wandb_logger is None and mode == "online":
+        mode = "offline"
+        wandb_logger, offline_error = _start_wandb(node, mode, labels)
+        if wandb_logger is not None:
+            log.warning(
+                "W&B online failed (%s); logging offline instead: upload later with `make sync`",
+                error,
             )
-            if wandb_logger is not None:
-                log.warning(
-                    "W&B online failed (%s); logging offline instead: upload later with "
-                    "`make sync`",
-                    error,
-                )
-            error = f"online: {error}; offline: {offline_error}"
-        if wandb_logger is None:
-            log.warning("W&B could not start (%s); continuing with CSV only", error)
-            continue
-        if mode == "offline":
-            log.info(
-                "W&B is offline: the run is saved under %s/wandb; upload it later with "
-                "`make sync` (after `wandb login`)",
-                logger_cfg.save_dir,
-            )
-        built.append(wandb_logger)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    for logger in built:
-        logger.log_hyperparams(config)
-    return built
+        error = f"online: {error}; offline: {offline_error}"
+    if wandb_logger is None:
+        log.warning("W&B could not start (%s); continuing with CSV only", error)
+        return None
+    if mode == "offline":
+        log.info(
+            "W&B is offline: the run is saved under %s/wandb; upload it later with `make sync` "
+            "(after `wandb login`)",
+            node.save_dir,
+        )
+    trainer.loggers = [*trainer.loggers, wandb_logger]
+    return _run_info(wandb_logger.experiment, mode, Path(node.save_dir))
 
 
-def _start_wandb(logger_cfg, mode, run_name, group, job_type, tags):
+def _run_info(run, mode: str, save_dir: Path) -> dict:
+    """What joins a job to its W&B run: mode, id, project, entity, path (online) or run dir."""
+    run_dir = Path(run.dir).parent  # .../wandb/offline-run-<time>-<id> (files/ is run.dir)
+    with contextlib.suppress(ValueError):
+        run_dir = run_dir.relative_to(save_dir)
+    return {
+        "mode": mode,
+        "id": run.id,
+        "project": run.project,
+        "entity": run.entity or None,
+        "path": f"{run.entity}/{run.project}/{run.id}" if mode == "online" else None,
+        "run_dir": str(run_dir),
+    }
+
+
+def _start_wandb(node: DictConfig, mode: str, labels: dict):
     """A started ``WandbLogger`` and None, or None and why it failed (one line)."""
     try:
-        Path(logger_cfg.save_dir).mkdir(parents=True, exist_ok=True)
-        logger = hydra.utils.instantiate(
-            logger_cfg, mode=mode, name=run_name, group=group, job_type=job_type, tags=tags
-        )
+        Path(node.save_dir).mkdir(parents=True, exist_ok=True)
+        logger = hydra.utils.instantiate(node, mode=mode, **labels)
         logger.experiment  # noqa: B018 - starts the W&B run now, so failures surface here
         return logger, None
     except Exception as err:  # wandb raises many types (network, auth, disk)
@@ -136,9 +166,9 @@ def _start_wandb(logger_cfg, mode, run_name, group, job_type, tags):
 
 def finish_wandb() -> None:
     """End the current W&B run, if any: Hydra multirun reuses the process (one run per job)."""
-    try:
-        import wandb
+    import wandb
 
+    try:
         if wandb.run is not None:
             wandb.finish()
     except Exception as err:  # never lose a job's results to a tracking error at exit

@@ -7,7 +7,7 @@ batch's device); without one, torch's global generator for the batch's device is
 import torch
 import torch.nn.functional as F
 
-from cnn_ablations.errors import ConfigError
+from cnn_ablations.errors import ConfigError, check_int, check_number
 
 
 def _rand_device(batch: torch.Tensor, generator: torch.Generator | None) -> torch.device:
@@ -52,8 +52,7 @@ def pca_color_jitter(
     λ = `eigenvalues` come from `rgb_pca` of the training set. No clamping, as in the paper.
     sigma == 0 returns `batch` itself.
     """
-    if sigma < 0:
-        raise ConfigError(f"sigma={sigma!r} is not valid; use a number >= 0")
+    check_number("sigma", sigma, minimum=0)
     if sigma == 0:
         return batch
     device = _rand_device(batch, generator)
@@ -75,8 +74,7 @@ def random_crop(
 
     Same shape and dtype as `batch`; padding == 0 returns `batch` itself.
     """
-    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
-        raise ConfigError(f"padding={padding!r} is not valid; use an integer >= 0")
+    check_int("padding", padding, minimum=0)
     if padding == 0:
         return batch
     n, c, h, w = batch.shape
@@ -99,8 +97,7 @@ def random_hflip(
     batch: torch.Tensor, generator: torch.Generator | None = None, p: float = 0.5
 ) -> torch.Tensor:
     """Mirror each image left-right with probability `p`, independently per image."""
-    if not 0 <= p <= 1:
-        raise ConfigError(f"p={p!r} is not valid; use a probability in [0, 1]")
+    check_number("p", p, minimum=0, maximum=1)
     device = _rand_device(batch, generator)
     flip = torch.rand(batch.shape[0], generator=generator, device=device) < p
     return torch.where(flip.to(batch.device)[:, None, None, None], hflip(batch), batch)

@@ -4,12 +4,13 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from cnn_ablations.data import augment
+from cnn_ablations.data.augment import pca_color_jitter, random_crop, random_hflip, rgb_pca
 from cnn_ablations.data.datasets import Split, Splits, load_dataset
 from cnn_ablations.data.loader import EpochSampler, TensorBatchLoader
-from cnn_ablations.errors import ConfigError, check_choice
+from cnn_ablations.errors import ConfigError, check_bool, check_choice, check_int, check_number
 
 NORMALIZATIONS = ("standard", "lecun")
+AUGMENTATIONS = ("crop_padding", "hflip", "pca_sigma")  # the keys of data.augment
 LECUN_BACKGROUND, LECUN_FOREGROUND = -0.1, 1.175  # LeCun 1998: mean ~0, variance ~1 on MNIST
 
 
@@ -42,37 +43,26 @@ class ImageDataModule(pl.LightningDataModule):
         super().__init__()
         check_choice("data.normalization", normalization, NORMALIZATIONS)
         check_choice("data.device_resident", device_resident, ("auto", True, False))
-        for key, value in (
-            ("data.batch_size", batch_size),
-            ("data.eval_batch_size", eval_batch_size),
-        ):
-            if not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{key}={value!r} is not valid; it must be a positive integer")
+        check_int("data.batch_size", batch_size)
+        check_int("data.eval_batch_size", eval_batch_size)
+        check_bool("data.drop_last", drop_last)
+        augment = dict(augment or {})
+        unknown = sorted(set(augment) - set(AUGMENTATIONS))
+        if unknown:
+            raise ConfigError(
+                f"data.augment has unknown keys {unknown}; valid: {', '.join(AUGMENTATIONS)}"
+            )
+        self.crop_padding = augment.get("crop_padding", 0)
+        self.hflip = augment.get("hflip", False)
+        self.pca_sigma = augment.get("pca_sigma", 0.0)
+        check_int("data.augment.crop_padding", self.crop_padding, minimum=0)
+        check_bool("data.augment.hflip", self.hflip)
+        check_number("data.augment.pca_sigma", self.pca_sigma, minimum=0)
         self.dataset, self.root = dataset, root
         self.declared = {"num_classes": num_classes, "channels": channels, "image_size": image_size}
-        self.batch_size, self.eval_batch_size, self.drop_last = (
-            batch_size,
-            eval_batch_size,
-            drop_last,
-        )
-        self.normalization, self.pad_to, self.device_resident = (
-            normalization,
-            pad_to,
-            device_resident,
-        )
-        augment = dict(augment or {})
-        self.crop_padding = int(augment.pop("crop_padding", 0))
-        self.hflip = bool(augment.pop("hflip", False))
-        self.pca_sigma = float(augment.pop("pca_sigma", 0.0))
-        if augment:
-            raise ConfigError(
-                f"data.augment has unknown keys {sorted(augment)}; "
-                "valid: crop_padding, hflip, pca_sigma"
-            )
-        if self.crop_padding < 0:
-            raise ConfigError(f"data.augment.crop_padding={self.crop_padding} must be >= 0")
-        if self.pca_sigma < 0:
-            raise ConfigError(f"data.augment.pca_sigma={self.pca_sigma} must be >= 0 (0 = off)")
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.drop_last, self.normalization = drop_last, normalization
+        self.pad_to, self.device_resident = pad_to, device_resident
         self.seed = seed
         self.splits: Splits | None = None
         self.summary: dict = {}
@@ -120,7 +110,7 @@ class ImageDataModule(pl.LightningDataModule):
                     f"data.augment.pca_sigma={self.pca_sigma} needs RGB images; "
                     f"data.dataset={self.dataset!r} has {channels} channel(s)"
                 )
-            self.pca_eigenvalues, self.pca_eigenvectors = augment.rgb_pca(train.float() / 255)
+            self.pca_eigenvalues, self.pca_eigenvectors = rgb_pca(train.float() / 255)
             self.summary["data/pca_eigenvalues"] = self.pca_eigenvalues.tolist()
 
     # -- loaders -----------------------------------------------------------------------------
@@ -148,7 +138,10 @@ class ImageDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self):
-        return self._loader(self.splits.train, self.batch_size, True, self.drop_last)
+        # overfit_batches trains on the same first batches every epoch (Lightning does this for
+        # its own samplers, not ours)
+        shuffle = not (self.trainer is not None and self.trainer.overfit_batches > 0)
+        return self._loader(self.splits.train, self.batch_size, shuffle, self.drop_last)
 
     def val_dataloader(self):
         return self._loader(self.splits.val, self.eval_batch_size, False, False)
@@ -164,17 +157,17 @@ class ImageDataModule(pl.LightningDataModule):
             total = self.pad_to - x.shape[-1]
             x = F.pad(x, (total // 2, total - total // 2, total // 2, total - total // 2))
         if self.trainer is not None and self.trainer.training:
-            x = self.augment(x)
+            x = self.augment_batch(x)
         return self.normalize(x), labels
 
-    def augment(self, x: torch.Tensor) -> torch.Tensor:
-        """Training-batch augmentation (x float in [0, 1])."""
+    def augment_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """Training-batch augmentation (x float in [0, 1]), as ``data.augment`` sets it."""
         if self.crop_padding:
-            x = augment.random_crop(x, self.crop_padding)
+            x = random_crop(x, self.crop_padding)
         if self.hflip:
-            x = augment.random_hflip(x)
+            x = random_hflip(x)
         if self.pca_sigma > 0:
-            x = augment.pca_color_jitter(
+            x = pca_color_jitter(
                 x,
                 self.pca_eigenvalues.to(x.device),
                 self.pca_eigenvectors.to(x.device),

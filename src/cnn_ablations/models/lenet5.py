@@ -57,14 +57,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnn_ablations.errors import ConfigError, check_choice
+from cnn_ablations.errors import (
+    ConfigError,
+    check_bool,
+    check_choice,
+    check_fraction,
+    check_int,
+    check_number,
+)
 from cnn_ablations.models.layers import (
     ACTIVATIONS,
+    POOLING,
     MaskedConv2d,
     RBFOutput,
     Subsample2d,
     count_trainable_parameters,
     make_activation,
+    make_pool,
 )
 
 # Table I: the S2 maps that feed each of the 16 C3 maps (C3 map -> S2 maps).
@@ -104,8 +113,13 @@ LAYERS = ("c1", "s2", "c3", "s4", "c5", "f6", "output")
 F6_UNITS = 84
 
 
-def digit_codes() -> torch.Tensor:
+def digit_codes(num_classes: int = 10) -> torch.Tensor:
     """The ±1 RBF codes of the digits 0-9 from `DIGIT_BITMAPS`, shape (10, 84)."""
+    if num_classes != 10:
+        raise ConfigError(
+            f"model.rbf_codes='digits' needs model.num_classes=10, got {num_classes}; "
+            "use model.rbf_codes=random"
+        )
     rows = ["".join(bitmap) for bitmap in DIGIT_BITMAPS]
     return torch.tensor([[1.0 if c == "#" else -1.0 for c in row] for row in rows])
 
@@ -126,10 +140,6 @@ def map_loss(scores: torch.Tensor, target: torch.Tensor, j: float) -> torch.Tens
     return (-scores.gather(1, target[:, None]).squeeze(1) + log_partition).mean()
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 @torch.no_grad()
 def lecun_init_(module: nn.Module) -> None:
     """Uniform in [−2.4/Fi, 2.4/Fi] for the weight and bias of each unit, Fi = its fan-in."""
@@ -144,6 +154,24 @@ def lecun_init_(module: nn.Module) -> None:
         module.weight.mul_(module.weight_mask)
     if module.bias is not None:
         module.bias.uniform_(-1, 1).mul_(bound.flatten())
+
+
+@torch.no_grad()
+def xavier_init_(module: nn.Module) -> None:
+    """Xavier (Glorot) uniform weights of a conv or linear layer, as d2l.ai's ``init_cnn``."""
+    if isinstance(module, Subsample2d):
+        return
+    nn.init.xavier_uniform_(module.weight)
+    if isinstance(module, MaskedConv2d):
+        module.weight.mul_(module.weight_mask)
+
+
+# The named choices of the other axes (model.<key>: value -> what it selects).
+C3_CONNECTIONS = {"full": None, "lecun": C3_TABLE}  # None: every S2 map feeds every C3 map
+HEADS = ("softmax", "rbf")  # softmax: Linear(84, classes); rbf: fixed codes, scores = −distance
+RBF_CODES = {"digits": digit_codes, "random": random_codes}
+RBF_LOSSES = ("map", "ce")  # the paper's Eq. 9, or cross-entropy on the scores
+INITS = {"default": None, "lecun": lecun_init_, "xavier": xavier_init_}  # None: PyTorch's
 
 
 class LeNet5(nn.Module):
@@ -166,62 +194,46 @@ class LeNet5(nn.Module):
         init: str = "default",
     ):
         super().__init__()
+        check_int("model.num_classes", num_classes, minimum=2)
+        check_int("model.in_channels", in_channels)
         check_choice("model.input_size", input_size, (28, 32))
         check_choice("model.activation", activation, ACTIVATIONS)
-        check_choice("model.pool", pool, ("max", "avg", "subsample"))
-        check_choice("model.batchnorm", batchnorm, (False, True))
-        check_choice("model.head", head, ("softmax", "rbf"))
-        check_choice("model.rbf_loss", rbf_loss, ("map", "ce"))
-        check_choice("model.rbf_codes", rbf_codes, ("digits", "random"))
-        check_choice("model.c3", c3, ("full", "lecun"))
-        check_choice("model.init", init, ("default", "lecun", "xavier"))
-        if not (_is_number(dropout) and 0 <= dropout < 1):
-            raise ConfigError(f"model.dropout={dropout!r} is not valid; choose a value in [0, 1)")
-        if not (_is_number(map_j) and map_j > 0):
-            raise ConfigError(f"model.map_j={map_j!r} is not valid; choose a positive number")
-        if num_classes < 2:
-            raise ConfigError(f"model.num_classes={num_classes!r} is not valid; need at least 2")
-        if in_channels < 1:
-            raise ConfigError(f"model.in_channels={in_channels!r} is not valid; need at least 1")
-        if head == "rbf" and rbf_codes == "digits" and num_classes != 10:
-            raise ConfigError(
-                f"model.rbf_codes='digits' needs model.num_classes=10, got {num_classes}; "
-                "use model.rbf_codes=random"
-            )
+        check_choice("model.pool", pool, POOLING)
+        check_bool("model.batchnorm", batchnorm)
+        check_fraction("model.dropout", dropout)
+        check_choice("model.head", head, HEADS)
+        check_choice("model.rbf_loss", rbf_loss, RBF_LOSSES)
+        check_number("model.map_j", map_j, above=0)
+        check_choice("model.rbf_codes", rbf_codes, RBF_CODES)
+        check_choice("model.c3", c3, C3_CONNECTIONS)
+        check_choice("model.init", init, INITS)
         self.head, self.rbf_loss, self.map_j = head, rbf_loss, map_j
 
         def conv_block(conv: nn.Conv2d) -> nn.Sequential:
             norm = [nn.BatchNorm2d(conv.out_channels)] if batchnorm else []
             return nn.Sequential(conv, *norm, make_activation(activation))
 
-        def pool_layer(channels: int) -> nn.Module:
-            if pool == "subsample":
-                return nn.Sequential(Subsample2d(channels), make_activation(activation))
-            return nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2)
-
         padding = (32 - input_size) // 2  # 28 -> 2 (modern), 32 -> 0 (paper): both 28x28 maps
+        connections = C3_CONNECTIONS[c3]
         self.c1 = conv_block(nn.Conv2d(in_channels, 6, 5, padding=padding))  # 6 @ 28x28
-        self.s2 = pool_layer(6)  # 6 @ 14x14
-        c3_conv = MaskedConv2d(6, C3_TABLE, 5) if c3 == "lecun" else nn.Conv2d(6, 16, 5)
+        self.s2 = make_pool(pool, 6, activation=activation)  # 6 @ 14x14
+        c3_conv = MaskedConv2d(6, connections, 5) if connections else nn.Conv2d(6, 16, 5)
         self.c3 = conv_block(c3_conv)  # 16 @ 10x10
-        self.s4 = pool_layer(16)  # 16 @ 5x5
+        self.s4 = make_pool(pool, 16, activation=activation)  # 16 @ 5x5
         self.c5 = conv_block(nn.Conv2d(16, 120, 5))  # 120 @ 1x1
         norm = [nn.BatchNorm1d(F6_UNITS)] if batchnorm else []
         self.f6 = nn.Sequential(nn.Linear(120, F6_UNITS), *norm, make_activation(activation))
         if head == "rbf":
-            codes = digit_codes() if rbf_codes == "digits" else random_codes(num_classes)
-            self.output = RBFOutput(codes)
+            self.output = RBFOutput(RBF_CODES[rbf_codes](num_classes))
         else:
             self.output = nn.Linear(F6_UNITS, num_classes)
         self.drop = nn.Dropout(dropout)
 
-        for module in self.modules():
-            if init == "lecun" and isinstance(module, (nn.Conv2d, nn.Linear, Subsample2d)):
-                lecun_init_(module)
-            if init == "xavier" and isinstance(module, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(module.weight)
-                if isinstance(module, MaskedConv2d):
-                    module.weight.data.mul_(module.weight_mask)
+        initialize = INITS[init]
+        if initialize is not None:
+            for module in self.modules():
+                if isinstance(module, nn.Conv2d | nn.Linear | Subsample2d):
+                    initialize(module)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class scores (N, num_classes); for the RBF head the negative distances."""

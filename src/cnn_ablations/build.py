@@ -1,0 +1,136 @@
+"""Build a job's parts from its config: data, network, LightningModule, loggers, callbacks, trainer.
+
+Every component is made by :func:`instantiate`, where a library's rejection of a setting (a
+constructor's ``ValueError``, Lightning's ``MisconfigurationException``, an unknown keyword)
+becomes one ``ConfigError`` line naming the key: the one place such errors are translated.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
+from pytorch_lightning.loggers import csv_logs
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
+
+from cnn_ablations.errors import ConfigError, rejected_settings, setting_error
+from cnn_ablations.module import Classifier
+from cnn_ablations.tracking import CSVLogger, attach_wandb, make_loggers
+from cnn_ablations.validate import check_checkpoint
+
+log = logging.getLogger(__name__)
+# A callback of this type is left out when the trainer flag turns its feature off (Lightning
+# refuses e.g. enable_progress_bar=false with a progress bar among the callbacks).
+SWITCHED_OFF_BY = {
+    "enable_progress_bar": ProgressBar,
+    "enable_model_summary": ModelSummary,
+    "enable_checkpointing": ModelCheckpoint,
+}
+LIBRARY_ERRORS = (ValueError, TypeError, MisconfigurationException)
+
+
+@dataclass
+class Parts:
+    """Everything one job trains and tests with."""
+
+    datamodule: pl.LightningDataModule
+    model: Classifier
+    trainer: pl.Trainer
+    ckpt_path: str | None  # what fit resumes from
+    resumed_step: int | None  # its global step
+    wandb: dict | None  # the W&B run's identity, for results.json
+    metrics_csv: str | None  # the CSV logger's file, relative to the job dir
+
+
+def instantiate(node: DictConfig, group: str, overrides: list[str], **kwargs):
+    """``hydra.utils.instantiate`` with a library's rejection of a setting as one line."""
+    target = str(node.get("_target_", group)).split(".")[-1]
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        if isinstance(cause, LIBRARY_ERRORS):
+            raise setting_error(cause, group, target, overrides) from None
+        if cause is None or isinstance(cause, ImportError):  # a _target_ that does not exist
+            raise ConfigError(f"{group}._target_: {str(err).splitlines()[0]}") from None
+        raise cause from err
+
+
+def build(cfg: DictConfig, identity: dict, output_dir: Path) -> Parts:
+    """Seed, then make data, network, module, loggers, callbacks and trainer (nothing runs)."""
+    overrides = identity["overrides"]
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.get("torch_threads"):
+        torch.set_num_threads(cfg.torch_threads)
+    datamodule = instantiate(cfg.data, "data", overrides)
+    datamodule.setup()
+    net = instantiate(cfg.model, "model", overrides)
+    optimizer = instantiate(cfg.optimizer, "optimizer", overrides)
+    scheduler = instantiate(cfg.scheduler, "scheduler", overrides) if cfg.get("scheduler") else None
+    # torch checks lr, betas, ... when an optimizer is made; make one now, not mid-fit
+    with rejected_settings("optimizer", cfg.optimizer._target_, overrides):
+        probe = optimizer(params=[torch.nn.Parameter(torch.zeros(1))])
+    if scheduler is not None:
+        with rejected_settings("scheduler", cfg.scheduler._target_, overrides):
+            scheduler(optimizer=probe)
+    model = Classifier(
+        net=net,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        num_classes=datamodule.num_classes,
+        compile_net=cfg.compile,
+        channels_last=cfg.channels_last,
+    )
+    ckpt_path = cfg.ckpt_path
+    if cfg.resume and ckpt_path is None and cfg.train:
+        ckpt_path = _last_checkpoint(cfg, output_dir)
+    resumed_step = check_checkpoint(ckpt_path, model)
+
+    # nothing is written before the trainer exists: Lightning may still refuse a setting
+    loggers = make_loggers(cfg.logger)
+    callbacks = build_callbacks(cfg.callbacks, cfg.trainer, overrides)
+    strategy = {}
+    if identity["multirun"] and cfg.trainer.get("strategy") == "ddp":
+        # plain ddp re-runs the Hydra command per rank, which would start a second sweep
+        log.warning("multirun: using strategy=ddp_spawn instead of ddp (one run per job)")
+        strategy = {"strategy": "ddp_spawn"}
+    trainer = instantiate(
+        cfg.trainer, "trainer", overrides, logger=loggers, callbacks=callbacks, **strategy
+    )
+    wandb_run = attach_wandb(trainer, cfg.logger.get("wandb"), identity)
+    for logger in trainer.loggers:
+        if cfg.resume and isinstance(logger, CSVLogger):  # the interrupted epoch is logged again
+            logger.drop_rows_after(resumed_step if resumed_step is not None else -1)
+        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), **datamodule.summary})
+    csv_logger = next((lg for lg in loggers if isinstance(lg, CSVLogger)), None)
+    metrics_csv = None
+    if csv_logger is not None:
+        csv_file = Path(csv_logger.log_dir) / csv_logs.ExperimentWriter.NAME_METRICS_FILE
+        metrics_csv = str(csv_file.relative_to(output_dir))
+    return Parts(datamodule, model, trainer, ckpt_path, resumed_step, wandb_run, metrics_csv)
+
+
+def build_callbacks(callbacks_cfg: DictConfig, trainer_cfg: DictConfig, overrides: list[str]):
+    """The configured callbacks, less those whose feature a trainer flag turns off."""
+    callbacks = [
+        instantiate(node, f"callbacks.{k}", overrides) for k, node in callbacks_cfg.items()
+    ]
+    off = tuple(kind for flag, kind in SWITCHED_OFF_BY.items() if trainer_cfg.get(flag) is False)
+    return [c for c in callbacks if not isinstance(c, off)]
+
+
+def _last_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
+    directory = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath")
+    last = Path(directory or output_dir / "checkpoints") / "last.ckpt"
+    if last.is_file():
+        log.info("resume: continuing from %s", last)
+        return str(last)
+    log.warning("resume: no checkpoint in %s; training from the start", last.parent)
+    return None

@@ -1,0 +1,35 @@
+"""``python -m cnn_ablations.report [SWEEP_DIR]``: write and print one sweep's report."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from cnn_ablations.errors import EXIT_CONFIG, ConfigError
+from cnn_ablations.report.document import build_report
+from cnn_ablations.sweep import default_output_root, latest_sweep
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m cnn_ablations.report",
+        description="Tables, paired effect sizes and figures for a Hydra multirun sweep.",
+    )
+    parser.add_argument(
+        "sweep_dir",
+        nargs="?",
+        type=Path,
+        help=f"sweep dir (default: the latest under {default_output_root()}/)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        build_report(args.sweep_dir or latest_sweep(), Console())
+    except ConfigError as err:
+        print(f"report: error: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""One table model, three renderings: terminal (rich), markdown and CSV, with the same columns.
+
+CSV cells hold the raw numbers; terminal and markdown cells the formatted text.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from rich import box
+from rich.markup import escape
+from rich.table import Table as RichTable
+
+from cnn_ablations.report.stats import Analysis
+
+
+def number(digits: int = 4, sign: bool = False) -> Callable[[object], str]:
+    def fmt(value) -> str:
+        if value is None or pd.isna(value):
+            return ""
+        return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+    return fmt
+
+
+def count(value) -> str:
+    return "" if value is None or pd.isna(value) else f"{value:,.0f}"
+
+
+def yes_no(value) -> str:
+    return "yes" if value else "no"
+
+
+@dataclass
+class Column:
+    name: str  # the header in every rendering
+    field: str  # the data's column
+    fmt: Callable[[object], str] = str
+    code: bool = False  # a config key or value: `backticks` in markdown, left-aligned
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[Column]
+    data: pd.DataFrame
+    emphasis: dict[str, Callable[[object], bool]] = field(default_factory=dict)  # bold cells
+
+    def cells(self) -> list[list[str]]:
+        return [[c.fmt(row[c.field]) for c in self.columns] for _, row in self.data.iterrows()]
+
+    def to_csv(self, path: Path) -> None:
+        frame = self.data[[c.field for c in self.columns]]
+        frame.set_axis([c.name for c in self.columns], axis=1).to_csv(path, index=False)
+
+    def to_markdown(self) -> str:
+        def cell(column: Column, text: str, raw) -> str:
+            text = text.replace("|", "\\|").replace("\n", " ")
+            if column.code and text:
+                text = f"`{text}`"
+            if column.field in self.emphasis and self.emphasis[column.field](raw):
+                text = f"**{text}**"
+            return text
+
+        header = "| " + " | ".join(c.name for c in self.columns) + " |"
+        rule = "|" + "|".join("---" for _ in self.columns) + "|"
+        body = [
+            "| "
+            + " | ".join(cell(c, c.fmt(row[c.field]), row[c.field]) for c in self.columns)
+            + " |"
+            for _, row in self.data.iterrows()
+        ]
+        return "\n".join([header, rule, *body])
+
+    def to_rich(self, width: int) -> RichTable:
+        """Numbers are never cut; text columns share what is left of ``width`` and fold."""
+        cells = self.cells()
+        widths = [
+            max([len(c.name)] + [len(r[i]) for r in cells]) for i, c in enumerate(self.columns)
+        ]
+        fixed = sum(w for w, c in zip(widths, self.columns, strict=True) if not c.code)
+        texts = sum(c.code for c in self.columns) or 1
+        text_width = max((width - fixed - 3 * len(self.columns)) // texts, 8)
+        table = RichTable(title=self.title, box=box.SIMPLE_HEAD)
+        for column, column_width in zip(self.columns, widths, strict=True):
+            if column.code:
+                table.add_column(
+                    column.name, overflow="fold", min_width=min(column_width, text_width)
+                )
+            else:
+                table.add_column(column.name, justify="right", min_width=column_width)
+        for row in cells:
+            table.add_row(*(escape(cell) for cell in row))
+        return table
+
+
+def summary_table(analysis: Analysis) -> Table:
+    columns = [
+        Column("condition", "condition", code=True),
+        Column("n", "n", count),
+        Column("test acc", "test_acc_mean", number()),
+        Column("± std", "test_acc_std", number()),
+        Column("min", "test_acc_min", number()),
+        Column("max", "test_acc_max", number()),
+        Column("val acc best", "val_acc_best_mean", number()),
+        Column("final train loss", "train_loss_mean", number()),
+        Column("epochs", "epochs_mean", number(1)),
+        Column("params", "params_mean", count),
+        Column("s/epoch", "sec_per_epoch_mean", number(2)),
+    ]
+    title = "Summary: one row per condition, mean over seeds (± sample std), best test acc first"
+    return Table(title, columns, analysis.summary)
+
+
+def effects_table(analysis: Analysis) -> Table:
+    columns = [
+        Column("factor", "factor", code=True),
+        Column("level", "level", code=True),
+        Column("vs", "reference", code=True),
+        Column("n seeds", "n", count),
+        Column("Δ test acc", "effect", number(sign=True)),
+        Column("95% CI low", "ci_low", number(sign=True)),
+        Column("95% CI high", "ci_high", number(sign=True)),
+        Column("CI excludes 0", "excludes_zero", yes_no),
+    ]
+    title = "Effects on test accuracy (paired by seed, t-based 95% CI)"
+    return Table(title, columns, analysis.effects, emphasis={"excludes_zero": bool})
