@@ -127,7 +127,7 @@ def sweep_for_group(group: str) -> Sweep:
     raise ConfigError(f"no sweep under paths.output_root has W&B group {group!r}; pass --sweep-dir")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cnn_ablations.dashboard",
         description="Build a W&B workspace comparing the variants of one sweep.",
@@ -141,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--print", action="store_true", help="print the spec and save nothing (no network)"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         if args.sweep_dir:
             sweep = load_sweep(args.sweep_dir)

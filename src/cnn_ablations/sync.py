@@ -48,7 +48,7 @@ def sync_command(
     return command + [str(run) for run in runs]
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cnn_ablations.sync",
         description="List offline W&B runs and upload them with `wandb sync`.",
@@ -59,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="list what would be synced")
     parser.add_argument("-p", "--project", help="override the W&B project of all runs")
     parser.add_argument("-e", "--entity", help="override the W&B entity of all runs")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     runs = find_offline_runs(args.paths)
     if not runs:
         searched = ", ".join(str(p) for p in args.paths)

@@ -11,7 +11,7 @@ from cnn_ablations.report.document import build_report
 from cnn_ablations.sweep import default_output_root, latest_sweep
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cnn_ablations.report",
         description="Tables, paired effect sizes and figures for a Hydra multirun sweep.",
@@ -22,7 +22,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help=f"sweep dir (default: the latest under {default_output_root()}/)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         build_report(args.sweep_dir or latest_sweep(), Console())
     except ConfigError as err:
