@@ -30,9 +30,9 @@ sweep: $(STAMP) ## Run an ablation sweep (SWEEP=lenet_ablation ARGS="seed=0,1,2,
 report: $(STAMP) ## Tables and figures for the latest sweep (or ARGS=path/to/sweep)
 	$(BIN)/python -m cnn_ablations.report $(ARGS)
 
-sync: $(STAMP) ## Upload offline W&B runs under outputs/ (lists them first)
-	$(BIN)/python -m cnn_ablations.sync --dry-run $(or $(ARGS),outputs)
-	$(BIN)/python -m cnn_ablations.sync $(or $(ARGS),outputs)
+sync: $(STAMP) ## Upload offline W&B runs under outputs/ (lists them first; ARGS="DIR -e TEAM")
+	$(BIN)/python -m cnn_ablations.sync --dry-run $(ARGS)
+	$(BIN)/python -m cnn_ablations.sync $(ARGS)
 
 bench: $(STAMP) ## Time this project's training loop against a plain loop and a PIL DataLoader
 	$(BIN)/python scripts/bench.py $(ARGS)

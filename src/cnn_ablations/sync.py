@@ -1,8 +1,9 @@
 """Upload offline W&B runs: ``python -m cnn_ablations.sync [PATH ...] [--dry-run] [-p P] [-e E]``.
 
-Finds every ``offline-run-*`` dir under the paths (default ``outputs/``), lists them and runs
-``wandb sync --yes [--dry-run] [-p PROJECT] [-e ENTITY] DIRS...`` (the wandb >= 0.30 CLI form)
-with the ``wandb`` executable of this Python environment. ``--dry-run`` needs no network.
+Finds every ``offline-run-*`` dir under the paths (default: ``paths.output_root``), lists them
+and runs ``wandb sync --yes [--dry-run] [-p PROJECT] [-e ENTITY] DIRS...`` (the wandb >= 0.30
+CLI form) with the ``wandb`` executable of this Python environment. ``--dry-run`` needs no
+network.
 """
 
 import argparse
@@ -10,6 +11,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from cnn_ablations.sweep import default_output_root
 
 OFFLINE_PREFIX = "offline-run-"
 
@@ -53,9 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m cnn_ablations.sync",
         description="List offline W&B runs and upload them with `wandb sync`.",
     )
-    parser.add_argument(
-        "paths", nargs="*", type=Path, default=[Path("outputs")], help="default: outputs/"
-    )
+    root = default_output_root()
+    parser.add_argument("paths", nargs="*", type=Path, default=[root], help=f"default: {root}/")
     parser.add_argument("--dry-run", action="store_true", help="list what would be synced")
     parser.add_argument("-p", "--project", help="override the W&B project of all runs")
     parser.add_argument("-e", "--entity", help="override the W&B entity of all runs")
