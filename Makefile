@@ -7,7 +7,7 @@ SWEEP  ?= lenet_ablation
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train sweep report sync bench test test-all lint format clean
+.PHONY: help venv train sweep report sync bench bench-sweep test test-all lint format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ sync: $(STAMP) ## Upload offline W&B runs under outputs/ (lists them first; ARGS
 
 bench: $(STAMP) ## Time this project's training loop against a plain loop and a PIL DataLoader
 	$(BIN)/python scripts/bench.py $(ARGS)
+
+bench-sweep: $(STAMP) ## Time start-up, a default run's epoch, a sweep's per-job overhead, LRN
+	$(BIN)/python scripts/bench_sweep.py $(ARGS)
 
 test: $(STAMP) ## Run the test suite (slow tests skipped)
 	WANDB_MODE=offline $(BIN)/python -m pytest $(ARGS)

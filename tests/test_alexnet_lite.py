@@ -16,7 +16,7 @@ from cnn_ablations.models.alexnet_lite import (
     LRN_K,
     LRN_SIZE,
     AlexNetLite,
-    alexnet_lrn,
+    LocalResponseNorm,
 )
 from cnn_ablations.models.layers import ACTIVATIONS, POOLING
 from cnn_ablations.module import Classifier
@@ -34,27 +34,53 @@ def paper_lrn(a: torch.Tensor, k=LRN_K, n=LRN_SIZE, alpha=LRN_ALPHA, beta=LRN_BE
     return out
 
 
-def model_lrns(model: nn.Module) -> list[nn.LocalResponseNorm]:
-    return [m for m in model.modules() if isinstance(m, nn.LocalResponseNorm)]
+def model_lrns(model: nn.Module) -> list[LocalResponseNorm]:
+    return [m for m in model.modules() if isinstance(m, LocalResponseNorm)]
+
+
+def lrn_input(channels: int, signed: bool, dtype=torch.float64) -> torch.Tensor:
+    g = torch.Generator().manual_seed(channels)
+    # Scale 40 makes alpha * sum(a^2) of order 1, so a wrong alpha or window would show.
+    a = 40 * torch.randn(4, channels, 5, 6, generator=g, dtype=dtype)
+    return a if signed else a.abs()
 
 
 @pytest.mark.parametrize("channels", [1, 3, 5, 8, 16])
 @pytest.mark.parametrize("signed", [False, True])
 def test_lrn_matches_paper_formula(channels, signed):
-    g = torch.Generator().manual_seed(channels)
-    # Scale 40 makes alpha * sum(a^2) of order 1, so a wrong alpha or window would show.
-    a = 40 * torch.randn(4, channels, 5, 6, generator=g, dtype=torch.float64)
-    if not signed:
-        a = a.abs()
+    a = lrn_input(channels, signed)
     expected = paper_lrn(a)
-    lrns = [alexnet_lrn()] + model_lrns(AlexNetLite(lrn=True))
-    assert len(lrns) == 3
-    for lrn in lrns:
-        torch.testing.assert_close(lrn(a), expected, rtol=1e-6, atol=0)
-        torch.testing.assert_close(lrn(a.float()).double(), expected, rtol=1e-5, atol=0)
+    lrn = LocalResponseNorm(channels)
+    torch.testing.assert_close(lrn(a), expected, rtol=1e-6, atol=0)
+    torch.testing.assert_close(lrn(a.float()).double(), expected, rtol=1e-5, atol=0)
     # The test can tell torch's alpha convention apart: alpha without the * n factor fails.
     wrong = nn.LocalResponseNorm(LRN_SIZE, alpha=LRN_ALPHA, beta=LRN_BETA, k=LRN_K)(a)
     assert not torch.allclose(wrong, expected, rtol=1e-3, atol=0)
+
+
+def test_the_networks_lrns_are_the_paper_formula_over_their_channels():
+    lrns = model_lrns(AlexNetLite(lrn=True))
+    assert [lrn.band.shape[0] for lrn in lrns] == [24, 64]  # after conv1 and conv2
+    for lrn in lrns:
+        a = lrn_input(lrn.band.shape[0], signed=False)
+        torch.testing.assert_close(lrn(a), paper_lrn(a), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("channels", [3, 8])
+@pytest.mark.parametrize("beta", [LRN_BETA, 0.5])
+def test_lrn_gradient_is_the_formulas_gradient(channels, beta):
+    """The hand-written backward equals autograd through the explicit formula (float64)."""
+    a = lrn_input(channels, signed=True)
+    weights = torch.randn_like(a)
+    ours, reference = a.clone().requires_grad_(), a.clone().requires_grad_()
+    (LocalResponseNorm(channels, beta=beta)(ours) * weights).sum().backward()
+    (paper_lrn(reference, beta=beta) * weights).sum().backward()
+    torch.testing.assert_close(ours.grad, reference.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_lrn_state_dict_is_unchanged():
+    """The window band is derived, not saved: checkpoints keep the keys they had."""
+    assert not any("band" in key for key in AlexNetLite(lrn=True).state_dict())
 
 
 def test_lrn_sits_after_activation_of_conv1_and_conv2():

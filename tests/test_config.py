@@ -10,7 +10,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from tests.conftest import CONF_DIR, compose_cfg
 
 from cnn_ablations.data import ImageDataModule
-from cnn_ablations.models.alexnet_lite import AlexNetLite
+from cnn_ablations.models.alexnet_lite import AlexNetLite, LocalResponseNorm
 from cnn_ablations.models.lenet5 import LeNet5
 
 OFFLINE_DATA = {"mnist5k", "mnist5k_color"}
@@ -145,7 +145,7 @@ def test_paper_presets_build_the_paper_networks():
     assert sum(lenet.param_counts().values()) == 60_000  # LeCun et al. 1998, Table I
     alexnet_cfg = compose_cfg(["experiment=alexnet_lite_2012"])
     alexnet = hydra.utils.instantiate(alexnet_cfg.model)
-    assert sum(isinstance(m, torch.nn.LocalResponseNorm) for m in alexnet.modules()) == 2
+    assert sum(isinstance(m, LocalResponseNorm) for m in alexnet.modules()) == 2
     assert alexnet_cfg.data.augment.pca_sigma == 0.1
 
 

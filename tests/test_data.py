@@ -4,15 +4,17 @@ import pytest
 import torch
 
 from cnn_ablations.data import ImageDataModule
-from cnn_ablations.data.datasets import load_dataset
+from cnn_ablations.data.datasets import DATASETS, load_dataset
 from cnn_ablations.data.loader import EpochSampler, TensorBatchLoader
 from cnn_ablations.errors import ConfigError
 
 
 def test_mnist5k_split_is_stratified_disjoint_and_fixed():
-    a, b = load_dataset("mnist5k", "data"), load_dataset("mnist5k", "data")
+    a = load_dataset("mnist5k", "data")
+    torch.manual_seed(123)  # a loader called afresh, under another global seed, splits alike
+    b = DATASETS["mnist5k"]("data")
     assert (len(a.train), len(a.val), len(a.test)) == (4000, 500, 500)
-    assert torch.equal(a.test.images, b.test.images)  # independent of any run seed
+    assert torch.equal(a.test.images, b.test.images) and torch.equal(a.train.labels, b.train.labels)
     for split, per_class in ((a.train, 400), (a.val, 50), (a.test, 50)):
         assert torch.bincount(split.labels).tolist() == [per_class] * 10
         assert split.images.dtype == torch.uint8 and split.images.shape[1:] == (1, 28, 28)
@@ -83,3 +85,16 @@ def test_training_batches_are_padded_and_normalised():
 def test_bad_data_settings_fail_with_one_line(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         ImageDataModule(**kwargs)
+
+
+def test_a_sweep_loads_each_dataset_once_and_never_writes_into_it(tmp_path):
+    """Jobs in one process share the loaded tensors: training leaves them as loaded."""
+    splits = load_dataset("mnist5k", "data")
+    assert load_dataset("mnist5k", "data") is splits
+    before = splits.train.images.clone()
+    data = ImageDataModule("mnist5k", augment={"crop_padding": 2})
+    data.setup()
+    assert data.splits is splits
+    for x, y in data.train_dataloader():
+        data.on_after_batch_transfer((x, y), 0)  # normalises the batch in place
+    assert torch.equal(splits.train.images, before)

@@ -1,3 +1,3 @@
-from cnn_ablations.train import main
+from cnn_ablations.train import cli
 
-main()
+cli()

@@ -20,6 +20,7 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from cnn_ablations.errors import ConfigError, rejected_settings, setting_error
 from cnn_ablations.module import Classifier
+from cnn_ablations.progress import JobProgressBar
 from cnn_ablations.tracking import CSVLogger, attach_wandb, make_loggers
 from cnn_ablations.validate import check_checkpoint
 
@@ -96,6 +97,9 @@ def build(cfg: DictConfig, identity: dict, output_dir: Path) -> Parts:
     # nothing is written before the trainer exists: Lightning may still refuse a setting
     loggers = make_loggers(cfg.logger)
     callbacks = build_callbacks(cfg.callbacks, cfg.trainer, overrides)
+    for callback in callbacks:
+        if isinstance(callback, JobProgressBar):
+            callback.job_label = identity["progress"]
     strategy = {}
     if identity["multirun"] and cfg.trainer.get("strategy") == "ddp":
         # plain ddp re-runs the Hydra command per rank, which would start a second sweep

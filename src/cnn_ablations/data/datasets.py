@@ -6,6 +6,7 @@ in ``DATASETS``.
 """
 
 import contextlib
+import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,12 @@ DATASETS = {
 
 
 def load_dataset(name: str, root: str | Path) -> Splits:
-    """Load a registered dataset by name (see ``DATASETS``)."""
+    """Load a registered dataset by name (see ``DATASETS``), once per process: the jobs of a
+    sweep share the tensors (nothing writes into them: batches are gathered copies)."""
     check_choice("data.dataset", name, DATASETS)
+    return _load_once(name, str(root))
+
+
+@functools.cache
+def _load_once(name: str, root: str) -> Splits:
     return DATASETS[name](root)
