@@ -46,14 +46,15 @@ class _LRNFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, band, alpha: float, beta: float, k: float):
-        # a normalisation: its sums in float32 (or wider) even under autocast
+        # a normalisation: its sums in float32 (or wider) even under autocast. In place where a
+        # tensor is new: each fresh (N, C, H, W) tensor costs page faults on the CPU.
         dtype = torch.promote_types(x.dtype, torch.float32)
         with torch.autocast(x.device.type, enabled=False):
             xw, band = x.to(dtype), band.to(dtype)
             d = F.conv2d(xw * xw, band).mul_(alpha).add_(k)
-            scale = torch.rsqrt(d * d.sqrt()) if beta == 0.75 else d.pow(-beta)
+            scale = d.sqrt().mul_(d).rsqrt_() if beta == 0.75 else d.pow(-beta)
             ctx.save_for_backward(xw, band, scale, d)
-            ctx.alpha, ctx.beta = alpha, beta
+            ctx.coefficient = 2 * alpha * beta
             return (xw * scale).to(x.dtype)
 
     @staticmethod
@@ -62,8 +63,8 @@ class _LRNFunction(torch.autograd.Function):
         x, band, scale, d = ctx.saved_tensors
         with torch.autocast(dy.device.type, enabled=False):
             dyw = dy.to(x.dtype)
-            window = F.conv2d(dyw * x * scale / d, band)
-            dx = dyw * scale - (2 * ctx.alpha * ctx.beta) * x * window
+            window = F.conv2d((dyw * x).mul_(scale).div_(d), band)
+            dx = torch.mul(dyw, scale).addcmul_(x, window, value=-ctx.coefficient)
         return dx.to(dy.dtype), None, None, None, None
 
 
