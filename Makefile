@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SWEEP  ?= lenet_ablation
 ARGS   ?=
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train sweep report sync bench bench-sweep test test-all lint format clean
+.PHONY: help venv data train sweep report sync dashboard publish bench bench-sweep test test-all lint format clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo "  Variables: SWEEP=<name> (default lenet_ablation), ARGS=\"<hydra overrides>\""
 
 $(STAMP): pyproject.toml
@@ -21,10 +22,23 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Build .venv and install the project (editable) with dev extras
 
+data: ## Install the real Fashion-MNIST for offline use: Debian's dataset-fashion-mnist (apt, root or sudo)
+	@if [ -f $(FASHION_MNIST)/t10k-labels-idx1-ubyte.gz ]; then \
+	  echo "Fashion-MNIST is installed in $(FASHION_MNIST)"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+	elif command -v apt-get >/dev/null 2>&1 && command -v sudo >/dev/null 2>&1; then \
+	  sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+	  echo "make data: no apt here; on a machine with internet run: python -c \"import torchvision; torchvision.datasets.FashionMNIST('data', download=True)\" and copy data/FashionMNIST into this checkout (or set paths.data_dir)"; \
+	  exit 1; \
+	fi
+
 train: $(STAMP) ## Train LeNet-5 on the bundled MNIST digits (ARGS="model.activation=tanh ...")
 	$(BIN)/python -m cnn_ablations.train $(ARGS)
 
-sweep: $(STAMP) ## Run an ablation sweep (SWEEP=lenet_ablation ARGS="seed=0,1,2,3")
+sweep: $(STAMP) ## Run an ablation sweep and its report (SWEEP=lenet_ablation ARGS="seed=0,1,2,3")
+	@if [ "$$($(BIN)/python -c 'from cnn_ablations.sweep import sweep_dataset; print(sweep_dataset("$(SWEEP)"))' 2>/dev/null)" = fashion_mnist ]; then $(MAKE) --no-print-directory data || true; fi
 	$(BIN)/python -m cnn_ablations.train -m sweep=$(SWEEP) $(ARGS)
 
 report: $(STAMP) ## Tables and figures for the latest sweep (or ARGS=path/to/sweep)
@@ -33,6 +47,12 @@ report: $(STAMP) ## Tables and figures for the latest sweep (or ARGS=path/to/swe
 sync: $(STAMP) ## Upload offline W&B runs under outputs/ (lists them first; ARGS="DIR -e TEAM")
 	$(BIN)/python -m cnn_ablations.sync --dry-run $(ARGS)
 	$(BIN)/python -m cnn_ablations.sync $(ARGS)
+
+dashboard: $(STAMP) ## W&B Report + workspace of the latest sweep: saved online, else JSON in its report/
+	$(BIN)/python -m cnn_ablations.dashboard $(ARGS)
+
+publish: $(STAMP) ## Upload the latest sweep's offline runs, then save its W&B Report (ARGS=--sweep-dir=DIR)
+	$(BIN)/python -m cnn_ablations.dashboard --publish $(ARGS)
 
 bench: $(STAMP) ## Time this project's training loop against a plain loop and a PIL DataLoader
 	$(BIN)/python scripts/bench.py $(ARGS)

@@ -124,8 +124,7 @@ def compose_config(data: BenchData, output_dir: Path, max_epochs: int):
         "~callbacks.progress_bar",
         "~callbacks.model_summary",
     ]
-    from cnn_ablations import resolvers
-    from cnn_ablations.train import CONFIG_NAME
+    from cnn_ablations import CONFIG_NAME, resolvers
 
     resolvers.register()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):

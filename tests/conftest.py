@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from cnn_ablations import CONF_DIR, resolvers
-from cnn_ablations.train import CONFIG_NAME
+from cnn_ablations import CONF_DIR, CONFIG_NAME, resolvers
 
 resolvers.register()  # for compose() in tests; the CLI registers them itself
 REPO = Path(__file__).resolve().parents[1]

@@ -38,8 +38,11 @@ def write_job(
     test_acc: float,
     status: str = "ok",
     error: str | None = None,
+    config: dict | None = None,
 ) -> Path:
-    """One job dir with results.json, .hydra/overrides.yaml and csv/metrics.csv."""
+    """One job dir with results.json, .hydra/overrides.yaml and csv/metrics.csv. ``config``
+    is the recorded config (the seed, the job's dir and the W&B logger are added, as in a real
+    record); the config-group choices are the ``variant`` override's, if there is one."""
     all_overrides = [*SHARED, *overrides, f"seed={seed}"]
     job_dir = sweep_dir / ",".join([*overrides, f"seed={seed}"])
     (job_dir / ".hydra").mkdir(parents=True)
@@ -51,6 +54,7 @@ def write_job(
         "condition": ",".join(overrides),
         "seed": seed,
         "group": f"{sweep_dir.parent.name}-{sweep_dir.name}",
+        "choices": {"model": "lenet5", **dict(o.split("=") for o in overrides if "." not in o)},
         "metrics": {
             "val/acc_best": test_acc + 0.005,
             "test/acc": test_acc,
@@ -62,6 +66,13 @@ def write_job(
         },
         "output_dir": str(job_dir),
         "metrics_csv": "csv/metrics.csv",
+        "config": {
+            **(config or {}),
+            "seed": seed,
+            "paths": {"output_dir": str(job_dir)},
+            "optimizer": {"lr": 0.001},
+            "logger": {"wandb": {"project": "cnn-ablations", "entity": None}},
+        },
     }
     (job_dir / "results.json").write_text(json.dumps(results))
     write_metrics_csv(job_dir / "csv" / "metrics.csv", test_acc)
@@ -89,15 +100,20 @@ def make_ofat_sweep(root: Path) -> tuple[Path, dict[tuple[str, int], float]]:
         for variant, mean in means.items()
         for seed in range(3)
     }
+    activation = {"baseline": "relu", "sigmoid": "sigmoid", "relu": "relu"}
     for (variant, seed), value in acc.items():
-        write_job(sweep_dir, [f"variant={variant}"], seed, value)
+        config = {"model": {"activation": activation[variant], "pool": "max"}}
+        write_job(sweep_dir, [f"variant={variant}"], seed, value, config=config)
     write_job(sweep_dir, ["variant=relu"], 3, 0.01, status="failed", error="loss is NaN")
     (sweep_dir / "variant=relu,seed=4" / ".hydra").mkdir(parents=True)
     return sweep_dir, acc
 
 
-def make_factorial_sweep(root: Path) -> tuple[Path, dict[tuple[str, str, int], float]]:
-    """model.activation (tanh, relu) × model.pool (max, avg) × 3 seeds.
+def make_factorial_sweep(
+    root: Path, interaction: float = 0.0
+) -> tuple[Path, dict[tuple[str, str, int], float]]:
+    """model.activation (tanh, relu) × model.pool (max, avg) × 3 seeds; ``interaction`` is added
+    to the relu+avg cell.
 
     multirun.yaml lists tanh and max first, so they are the reference levels although
     sorted order would pick relu and avg. Returns the sweep dir and acc per (act, pool, seed).
@@ -113,7 +129,9 @@ def make_factorial_sweep(root: Path) -> tuple[Path, dict[tuple[str, str, int], f
         for pool in ["max", "avg"]:
             for seed in range(3):
                 value = 0.9 + 0.03 * (activation == "relu") - 0.01 * (pool == "avg")
+                value += interaction * (activation == "relu" and pool == "avg")
                 acc[activation, pool, seed] = round(float(value + rng.normal(0, 0.005)), 6)
                 overrides = [f"model.activation={activation}", f"model.pool={pool}"]
-                write_job(sweep_dir, overrides, seed, acc[activation, pool, seed])
+                config = {"model": {"activation": activation, "pool": pool}}
+                write_job(sweep_dir, overrides, seed, acc[activation, pool, seed], config=config)
     return sweep_dir, acc

@@ -22,7 +22,7 @@ ORDINARY = {
     "README: activation + epochs": ["model.activation=tanh", "trainer.max_epochs=20"],
     "README: the 1998 network": ["experiment=lenet5_1998"],
     "README: AlexNet-lite on colour digits": ["data=mnist5k_color", "model=alexnet_lite"],
-    "README: a variant as a single run": ["sweep=lenet_ablation", "variant=tanh"],
+    "a variant as a single run": ["sweep=lenet_ablation_digits", "variant=tanh"],
     "no progress bar": ["trainer.enable_progress_bar=false"],
     "no model summary": ["trainer.enable_model_summary=false"],
     "no checkpoints": ["trainer.enable_checkpointing=false"],
@@ -136,7 +136,7 @@ BAD = {
         "optimizer.nesterov=true",
     ),
     # data and checkpoint loaders
-    "dataset offline": (["data=fashion_mnist", "paths.data_dir=nowhere"], "fashion_mnist"),
+    "dataset offline": (["data=cifar10", "paths.data_dir=nowhere"], "cifar10"),
     "corrupt checkpoint": (["ckpt_path=garbage.ckpt"], "ckpt_path=garbage.ckpt"),
     "missing checkpoint": (["ckpt_path=missing.ckpt"], "ckpt_path=missing.ckpt"),
 }
@@ -228,14 +228,14 @@ def test_two_runs_started_together_get_two_complete_records(tmp_path):
 
 
 def test_rerunning_a_variant_job_from_its_saved_config_reproduces_it(cli, tmp_path):
-    sweep = ["-m", "sweep=lenet_ablation", "variant=dropout", "seed=3", *TINY]
+    sweep = ["-m", "sweep=lenet_ablation_digits", "variant=dropout", "seed=3", *TINY]
     assert cli(*sweep).returncode == 0
     (job,) = run_dirs(tmp_path, "sweeps")
     assert "dropout: 0.5" in (job / ".hydra" / "config.yaml").read_text()  # saved as it ran
     result = cli("--config-dir", str(job / ".hydra"), "--config-name", "config")
     assert result.returncode == 0, result.stderr[-3000:]
     rerun = only_run_dir(tmp_path)
-    assert rerun.parent.name == "lenet_ablation"  # the project's run dir layout, not Hydra's
+    assert rerun.parent.name == "lenet_ablation_digits"  # the project's layout, not Hydra's
     first, second = results(job), results(rerun)
     assert second["config"]["model"] == first["config"]["model"]
     for key in ("test/acc", "test/loss", "val/acc_best", "train/loss", "params"):

@@ -11,21 +11,13 @@ from scipy import stats
 
 from cnn_ablations.report import build_report
 from cnn_ablations.report.__main__ import main
-from cnn_ablations.report.figures import epoch_curves
-from cnn_ablations.report.stats import analyse
+from cnn_ablations.report.stats import analyse, epoch_curves
 from cnn_ablations.sweep import load_sweep
 from fake_sweep import EPOCHS, curve, make_factorial_sweep, make_ofat_sweep, write_job
 
 VARIANTS = ["baseline", "sigmoid", "relu"]
-REPORT_FILES = [
-    "report.md",
-    "summary.csv",
-    "summary.md",
-    "effects.csv",
-    "val_acc.png",
-    "train_loss.png",
-    "test_acc.png",
-]
+FIGURES = ["effects.png", "val_acc.png", "train_loss.png", "test_acc.png"]
+REPORT_FILES = ["report.md", "summary.csv", "summary.md", "effects.csv", "claims.csv", *FIGURES]
 
 
 @pytest.fixture(scope="module")
@@ -55,73 +47,101 @@ def test_summary_matches_numpy(ofat):
     means = {v: np.mean([acc[v, s] for s in range(3)]) for v in VARIANTS}
     assert list(summary.index) == [f"variant={v}" for v in sorted(means, key=means.get)[::-1]]
     for variant in VARIANTS:
-        values = np.array([acc[variant, s] for s in range(3)])
+        values = 100 * np.array([acc[variant, s] for s in range(3)])  # percent
         row = summary.loc[f"variant={variant}"]
         assert row["n"] == 3  # the failed relu jobs are not counted
-        assert row["test acc"] == pytest.approx(values.mean())
+        assert row["test acc %"] == pytest.approx(values.mean())
         assert row["± std"] == pytest.approx(values.std(ddof=1))
         assert row["min"] == pytest.approx(values.min())
         assert row["max"] == pytest.approx(values.max())
-        assert row["val acc best"] == pytest.approx(values.mean() + 0.005)
-        final_loss = [curve(a, EPOCHS - 1)[1] for a in values]
+        assert row["val acc best %"] == pytest.approx(values.mean() + 0.5)
+        final_loss = [curve(a / 100, EPOCHS - 1)[1] for a in values]
         assert row["final train loss"] == pytest.approx(np.mean(final_loss))
-        assert row["epochs"] == EPOCHS
-        assert row["params"] == 61706
+        assert row["epochs"] == EPOCHS and row["params"] == 61706 and row["lr"] == 0.001
         assert row["s/epoch"] == pytest.approx(np.mean([1.5, 2.5, 3.5]))
+
+
+def test_convergence_is_the_first_epoch_at_99_percent_of_the_best(ofat):
+    _, acc, report_dir = ofat
+    summary = pd.read_csv(report_dir / "summary.csv").set_index("condition")
+    for variant in VARIANTS:
+        epochs = []
+        for seed in range(3):  # val/acc per epoch as fake_sweep writes it
+            val = [curve(acc[variant, seed], e)[0] for e in range(EPOCHS)]
+            epochs.append(next(e + 1 for e, v in enumerate(val) if v >= 0.99 * max(val)))
+        assert summary.loc[f"variant={variant}", "epochs to 99% of best val"] == np.mean(epochs)
 
 
 def test_one_table_model_gives_the_same_columns_everywhere(ofat):
     _, _, report_dir = ofat
-    for name in ("summary", "effects"):
+    text = (report_dir / "report.md").read_text()
+    for name in ("summary", "effects", "claims"):
         csv_header = (report_dir / f"{name}.csv").read_text().splitlines()[0].split(",")
-        text = (report_dir / "report.md").read_text()
         assert "| " + " | ".join(csv_header) + " |" in text, name
 
 
-def test_effects_vs_baseline_match_scipy(ofat):
-    _, acc, report_dir = ofat
-    effects = analyse(load_sweep(ofat[0])).effects
+def test_effects_vs_baseline_match_scipy_in_points(ofat):
+    sweep_dir, acc, report_dir = ofat
+    effects = analyse(load_sweep(sweep_dir)).effects
     assert list(effects["level"]) == ["sigmoid", "relu"]  # multirun.yaml order, baseline first
     for row in effects.itertuples():
-        mean, low, high = paired_t([acc[row.level, s] - acc["baseline", s] for s in range(3)])
+        diffs = [100 * (acc[row.level, s] - acc["baseline", s]) for s in range(3)]
+        mean, low, high = paired_t(diffs)
         assert (row.factor, row.reference, row.n) == ("variant", "baseline", 3)
-        assert row.effect == pytest.approx(mean)
-        assert row.ci_low == pytest.approx(low)
-        assert row.ci_high == pytest.approx(high)
+        assert (row.effect, row.ci_low, row.ci_high) == pytest.approx((mean, low, high))
+        assert row.half_width == pytest.approx((high - low) / 2)
         assert row.excludes_zero == (low > 0 or high < 0)
-    assert effects.set_index("level").loc["sigmoid", "excludes_zero"]  # Δ ≈ -0.10
+    assert effects.set_index("level").loc["sigmoid", "excludes_zero"]  # Δ ≈ -10 points
     written = pd.read_csv(report_dir / "effects.csv")
-    assert written["Δ test acc"].tolist() == pytest.approx(effects["effect"].tolist())
+    assert written["Δ test acc (points)"].tolist() == pytest.approx(effects["effect"].tolist())
 
 
-def test_report_md_lists_failed_jobs_and_links_resolve(ofat):
+def test_claims_are_matched_by_the_config_a_variant_changes(ofat, factorial):
+    claims = pd.read_csv(ofat[2] / "claims.csv")
+    # variant=sigmoid changed model.activation relu -> sigmoid (its jobs' configs say so);
+    # variant=relu changed nothing a claim covers
+    (row,) = claims.itertuples()
+    assert (row.level, row.vs, row.expected) == ("sigmoid", "baseline", "lower")
+    assert row.verdict == "agrees" and "Krizhevsky" in row.source
+    grid = pd.read_csv(factorial[2] / "claims.csv").set_index("factor")
+    assert grid.loc["model.activation", "expected"] == "higher"  # tanh -> relu
+    assert grid.loc["model.activation", "verdict"] == "agrees"  # +3 points, resolved
+    assert grid.loc["model.pool", "expected"] == "lower"  # max -> avg
+
+
+def test_report_md_leads_with_the_answer_and_links_resolve(ofat):
     sweep_dir, _, report_dir = ofat
     text = (report_dir / "report.md").read_text()
+    assert text.index("![Effects on test accuracy") < text.index("## Effects")
+    assert "**1 of 2 effects resolved (their 95% interval excludes 0) with 3 seeds" in text
     assert "lenet_ablation" in text and sweep_dir.name in text
     assert "9 ok, 2 failed" in text
     failed = text.split("## Failed jobs")[1]
     assert "`variant=relu,seed=3`: loss is NaN" in failed
     assert "`variant=relu,seed=4`: no results.json" in failed
-    assert "paired by seed, t-based" in text
-    assert "| `variant` | `sigmoid` | `baseline` | 3 |" in text
-    assert "**yes**" in text
+    assert "| `variant` | `sigmoid` | `baseline` | 3 |" in text and "**yes**" in text
     assert "`trainer.max_epochs=3`" in text  # shared override named once, not in labels
-    assert "| `variant=relu` | 3 |" in text
     links = re.findall(r"\]\(([^)]+)\)", text)
-    assert {"val_acc.png", "train_loss.png", "test_acc.png"} <= set(links)
+    assert set(FIGURES) <= set(links)
     for link in links:
         assert (report_dir / link).is_file(), link
 
 
-def test_every_file_written_and_pngs_decode(ofat, factorial):
+def test_every_file_written_and_figures_decode(ofat, factorial):
     for _, _, report_dir in (ofat, factorial):
         for name in REPORT_FILES:
             assert (report_dir / name).stat().st_size > 0, name
-        for name in REPORT_FILES[-3:]:
+        for name in FIGURES:
             image = imread(report_dir / name)
-            height, width = image.shape[:2]
-            assert width > 300 and height > 200, name
+            assert image.shape[1] > 300 and image.shape[0] > 200, name
             assert image.std() > 0, name  # not blank
+
+
+def test_test_accuracy_axis_stays_within_0_and_100(ofat):
+    from cnn_ablations.report.figures import accuracy_limits
+
+    assert accuracy_limits(pd.Series([99.5, 99.9])) == (pytest.approx(98.5), 100.0)
+    assert accuracy_limits(pd.Series([80.0, 90.0])) == (77.5, 92.5)  # zoomed to the data
 
 
 def test_epoch_curves_take_last_non_null_per_epoch(ofat, tmp_path):
@@ -138,19 +158,17 @@ def test_epoch_curves_take_last_non_null_per_epoch(ofat, tmp_path):
 
 
 def test_factorial_main_effects_match_scipy(factorial):
-    _, acc, report_dir = factorial
-    effects = analyse(load_sweep(factorial[0])).effects.set_index("factor")
+    sweep_dir, acc, report_dir = factorial
+    effects = analyse(load_sweep(sweep_dir)).effects.set_index("factor")
     # References are the first levels in multirun.yaml (tanh, max), not sorted order.
     assert effects.loc["model.activation", ["level", "reference"]].tolist() == ["relu", "tanh"]
     assert effects.loc["model.pool", ["level", "reference"]].tolist() == ["avg", "max"]
     activation = [
-        np.mean([acc["relu", p, s] for p in ("max", "avg")])
-        - np.mean([acc["tanh", p, s] for p in ("max", "avg")])
+        100 * np.mean([acc["relu", p, s] - acc["tanh", p, s] for p in ("max", "avg")])
         for s in range(3)
     ]
     pool = [
-        np.mean([acc[a, "avg", s] for a in ("tanh", "relu")])
-        - np.mean([acc[a, "max", s] for a in ("tanh", "relu")])
+        100 * np.mean([acc[a, "avg", s] - acc[a, "max", s] for a in ("tanh", "relu")])
         for s in range(3)
     ]
     for factor, diffs in [("model.activation", activation), ("model.pool", pool)]:
@@ -158,13 +176,30 @@ def test_factorial_main_effects_match_scipy(factorial):
         row = effects.loc[factor]
         assert row["n"] == 3
         assert (row["effect"], row["ci_low"], row["ci_high"]) == pytest.approx((mean, low, high))
-        assert row["excludes_zero"] == (low > 0 or high < 0)
     summary = pd.read_csv(report_dir / "summary.csv")
     assert len(summary) == 4 and (summary["n"] == 3).all()
-    assert set(summary["condition"]) == {
-        f"model.activation={a},model.pool={p}" for a in ("tanh", "relu") for p in ("max", "avg")
-    }
     assert "main effects" in (report_dir / "report.md").read_text()
+
+
+@pytest.mark.parametrize("interaction", [0.0, 0.05])
+def test_interaction_is_the_mean_per_seed_difference_of_differences(interaction, tmp_path):
+    """OLS with seed blocks on a balanced 2x2: the interaction estimate equals the mean over
+    seeds of (relu - tanh at avg) - (relu - tanh at max), and a 5-point interaction resolves."""
+    sweep_dir, acc = make_factorial_sweep(tmp_path, interaction=interaction)
+    (row,) = analyse(load_sweep(sweep_dir)).interactions.itertuples()
+    relu_effect = {
+        pool: [acc["relu", pool, s] - acc["tanh", pool, s] for s in range(3)]
+        for pool in ("avg", "max")
+    }
+    contrasts = [
+        100 * (avg - max_) for avg, max_ in zip(relu_effect["avg"], relu_effect["max"], strict=True)
+    ]
+    assert (row.factor_a, row.level_a, row.factor_b, row.level_b) == (
+        "model.activation", "relu", "model.pool", "avg",
+    )  # fmt: skip
+    assert row.interaction == pytest.approx(np.mean(contrasts))
+    assert row.ci_low < row.interaction < row.ci_high and 0 <= row.p_value <= 1
+    assert row.excludes_zero == (interaction > 0)
 
 
 def test_single_seed_has_blank_std_and_no_interval(tmp_path):
@@ -175,20 +210,22 @@ def test_single_seed_has_blank_std_and_no_interval(tmp_path):
     assert analysis.summary["test_acc_std"].isna().all()
     (effect,) = analysis.effects.itertuples()
     assert (effect.level, effect.n) == ("relu", 1)
-    assert effect.effect == pytest.approx(0.05)
+    assert effect.effect == pytest.approx(5.0)
     assert math.isnan(effect.ci_low) and not effect.excludes_zero
+    assert analysis.interactions.empty
 
 
 def test_cli_defaults_to_latest_sweep(tmp_path, monkeypatch, capsys):
     ofat_dir, _ = make_ofat_sweep(tmp_path)
     grid_dir, _ = make_factorial_sweep(tmp_path)  # later timestamp
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("COLUMNS", "150")  # rich folds long labels in narrow terminals
+    monkeypatch.setenv("COLUMNS", "250")  # rich folds long labels in narrow terminals
     assert main([]) == 0
     assert (grid_dir / "report" / "report.md").is_file()
     assert not (ofat_dir / "report").exists()
     out = capsys.readouterr().out
     assert "model.activation=relu,model.pool=max" in out and "report.md" in out
+    assert "effects resolved" in out
 
     assert main([str(ofat_dir)]) == 0  # failed jobs do not fail the report
     out = capsys.readouterr().out

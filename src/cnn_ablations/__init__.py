@@ -3,3 +3,4 @@
 from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the Hydra configs of this checkout
+CONFIG_NAME = "train"  # the primary config, conf/train.yaml

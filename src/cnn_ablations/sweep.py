@@ -8,6 +8,7 @@ swept keys with their levels in the order the sweep lists them (parsed with Hydr
 
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,8 +19,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from cnn_ablations import CONF_DIR
-from cnn_ablations.errors import ConfigError, override_key
+from cnn_ablations import CONF_DIR, CONFIG_NAME
+from cnn_ablations.errors import EXIT_CONFIG, ConfigError, override_key
 from cnn_ablations.results import read_results
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,18 @@ def load_sweep(sweep_dir: Path | str) -> Sweep:
     return Sweep(path, [_job(p) for p in job_dirs], swept_levels(path))
 
 
+def sweep_dataset(sweep: str) -> str:
+    """The dataset a sweep file trains on, as Hydra composes it (``make sweep`` installs
+    Fashion-MNIST first when it is the one)."""
+    from hydra import compose, initialize_config_dir
+
+    from cnn_ablations import resolvers
+
+    resolvers.register()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return str(compose(CONFIG_NAME, overrides=[f"sweep={sweep}"]).data.dataset)
+
+
 def default_output_root() -> Path:
     """``paths.output_root`` as ``conf/paths/default.yaml`` sets it (relative to the cwd)."""
     return Path(OmegaConf.load(CONF_DIR / "paths" / "default.yaml").output_root)
@@ -179,6 +192,22 @@ def latest_sweep(root: Path | None = None) -> Path:
         where = default_output_root() if root is None else root
         raise ConfigError(f"no sweep found under {where} (run a sweep, or pass its dir)")
     return sweeps[-1]
+
+
+class DataCheck(Callback):
+    """Hydra callback: a sweep whose dataset cannot be loaded stops before any job, with the
+    loader's one line (e.g. Fashion-MNIST not installed and no network), never mid-sweep. The
+    dataset stays loaded for the jobs of this process."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from cnn_ablations.data.datasets import load_dataset
+
+        try:
+            load_dataset(config.data.dataset, config.data.root)
+        except ConfigError as err:
+            # Hydra turns an exception raised in a callback into a warning: exiting stops it
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG) from None
 
 
 class SweepSummary(Callback):

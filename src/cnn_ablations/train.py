@@ -23,14 +23,14 @@ from hydra._internal.utils import get_args_parser
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from cnn_ablations import CONF_DIR, resolvers
+from cnn_ablations import CONF_DIR, CONFIG_NAME, resolvers
 from cnn_ablations.build import Parts, build
 from cnn_ablations.errors import EXIT_CONFIG, describe_hydra_error, rejected_settings
 from cnn_ablations.job import TRACEBACK_ENV, recorded
+from cnn_ablations.lr_select import select_lr
 from cnn_ablations.validate import validate_config
 
 log = logging.getLogger(__name__)
-CONFIG_NAME = "train"
 # A job's saved .hydra/config.yaml is the composed config without Hydra's settings; re-running it
 # adds this project's (run dir layout, train.log, end-of-sweep summary) from conf/hydra/.
 HYDRA_SETTINGS = "+hydra=default"
@@ -89,6 +89,11 @@ def run(cfg: DictConfig) -> float | None:
         if previous is not None:
             return previous.get("test/acc")
         validate_config(cfg)
+        # the condition's rate, chosen on the validation split (configs saved before this
+        # option existed have no lr_selection)
+        if (cfg.get("lr_selection") or {}).get("enabled"):
+            job.record["lr_selection"] = select_lr(cfg, job.identity, job.output_dir)
+            cfg.optimizer.lr = job.record["lr_selection"]["lr"]
         job.settle_seed()
         print_config_tree(cfg)
         parts = build(cfg, job.identity, job.output_dir)

@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from cnn_ablations.errors import ConfigError, check_choice, check_int, check_number
+from cnn_ablations.errors import ConfigError, check_bool, check_choice, check_int, check_number
 
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
 MAX_SEED = 2**32 - 1  # numpy's bound
@@ -27,6 +27,20 @@ def validate_config(cfg: DictConfig) -> None:
         if key in cfg.optimizer:
             bound = {"above": 0} if key == "lr" else {"minimum": 0}
             check_number(f"optimizer.{key}", cfg.optimizer[key], **bound)
+    selection = cfg.get("lr_selection")
+    if selection is not None:
+        check_bool("lr_selection.enabled", selection.enabled)
+        if selection.enabled:
+            if not selection.factors:
+                raise ConfigError(
+                    f"lr_selection.factors={list(selection.factors)} is empty: list the factors "
+                    "of optimizer.lr to try, e.g. lr_selection.factors=[0.3,1.0,3.0]"
+                )
+            for factor in selection.factors:
+                check_number("lr_selection.factors", factor, above=0)
+            if selection.epochs is not None:
+                check_int("lr_selection.epochs", selection.epochs)
+            check_int("lr_selection.seed", selection.seed, minimum=0, maximum=MAX_SEED)
     accelerator = cfg.trainer.get("accelerator", "auto")
     check_choice("trainer.accelerator", accelerator, ACCELERATORS)
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():

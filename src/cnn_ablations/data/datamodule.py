@@ -9,9 +9,33 @@ from cnn_ablations.data.datasets import Split, Splits, load_dataset
 from cnn_ablations.data.loader import EpochSampler, TensorBatchLoader
 from cnn_ablations.errors import ConfigError, check_bool, check_choice, check_int, check_number
 
-NORMALIZATIONS = ("standard", "lecun")
 AUGMENTATIONS = ("crop_padding", "hflip", "pca_sigma")  # the keys of data.augment
 LECUN_BACKGROUND, LECUN_FOREGROUND = -0.1, 1.175  # LeCun 1998: mean ~0, variance ~1 on MNIST
+
+
+def _standard(train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training set's per-channel mean and std: x -> (x - mean) / std."""
+    channels = train.shape[1]
+    pixels = train.double().div_(255).transpose(0, 1).reshape(channels, -1)
+    mean, std = pixels.mean(1).float(), pixels.std(1).float()
+    return 1 / std, -mean / std
+
+
+def _lecun(train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """LeCun 1998: background (0) -> -0.1, foreground (1) -> 1.175."""
+    channels = train.shape[1]
+    scale = torch.full((channels,), LECUN_FOREGROUND - LECUN_BACKGROUND)
+    return scale, torch.full((channels,), LECUN_BACKGROUND)
+
+
+def _none(train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixels stay in [0, 1] (torchvision's ToTensor alone, as d2l.ai)."""
+    channels = train.shape[1]
+    return torch.ones(channels), torch.zeros(channels)
+
+
+# data.normalization -> (training images) -> per-channel (scale, shift): x -> x * scale + shift
+NORMALIZATIONS = {"standard": _standard, "lecun": _lecun, "none": _none}
 
 
 class ImageDataModule(pl.LightningDataModule):
@@ -94,13 +118,7 @@ class ImageDataModule(pl.LightningDataModule):
                 f"the model takes {self.pad_to}x{self.pad_to}; set model.input_size="
                 f"{height}"
             )
-        if self.normalization == "lecun":
-            scale = torch.full((channels,), LECUN_FOREGROUND - LECUN_BACKGROUND)
-            shift = torch.full((channels,), LECUN_BACKGROUND)
-        else:  # the training set's per-channel mean and std
-            pixels = train.double().div_(255).transpose(0, 1).reshape(channels, -1)
-            mean, std = pixels.mean(1).float(), pixels.std(1).float()
-            scale, shift = 1 / std, -mean / std
+        scale, shift = NORMALIZATIONS[self.normalization](train)
         # normalize(x) = x * scale + shift, per channel; moved to the batch's device once
         self._affine = scale.view(1, -1, 1, 1), shift.view(1, -1, 1, 1)
         self.summary = {"data/train_size": len(self.splits.train), "data/channels": channels}

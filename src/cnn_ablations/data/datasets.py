@@ -85,14 +85,44 @@ def load_mnist5k_color(root: str | Path) -> Splits:
     return _from_arrays(make_color_digits(images).numpy(), labels)
 
 
+# Where system packages put datasets: Debian's dataset-fashion-mnist (`make data`) installs the
+# real Fashion-MNIST here, as the .gz files torchvision downloads.
+SYSTEM_DIRS = {"FashionMNIST": [Path("/usr/share/datasets/fashion-mnist")]}
+
+
+def _from_system_dir(cls, root: str | Path) -> Path | None:
+    """Unpack a system package's copy of ``cls``'s files into torchvision's layout under
+    ``root`` (``<root>/<Class>/raw``); return the system dir used, or None."""
+    from torchvision.datasets.utils import extract_archive
+
+    directories = SYSTEM_DIRS.get(cls.__name__, [])
+    names = [name for name, _ in cls.resources] if directories else []
+    for directory in directories:
+        if all((directory / name).is_file() for name in names):
+            raw = Path(root) / cls.__name__ / "raw"
+            raw.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                extract_archive(str(directory / name), str(raw))
+            return directory
+    return None
+
+
 def _torchvision(name: str, cls_name: str, root: str | Path, num_val: int = 5000) -> Splits:
-    """A torchvision dataset (downloaded into `root` if missing); val carved from train."""
+    """A torchvision dataset, found in ``root``, else in a system package's dir (copied into
+    ``root``), else downloaded into ``root``; validation carved from train with a fixed seed."""
     import torchvision
 
     cls = getattr(torchvision.datasets, cls_name)
     folder = Path(root) / getattr(cls, "base_folder", cls_name)  # CIFAR: cifar-10-batches-py
+    system = [str(d) for d in SYSTEM_DIRS.get(cls_name, [])]
+    where = " and ".join([str(folder), *system])
+    package = (
+        "install Debian's dataset-fashion-mnist (`make data`), or "
+        if cls_name == "FashionMNIST"
+        else ""
+    )
     how = (
-        f'download it on a machine with internet (`python -c "import torchvision; '
+        f'{package}download it on a machine with internet (`python -c "import torchvision; '
         f"torchvision.datasets.{cls_name}('{root}', download=True)\"`) and copy {folder} here, "
         f"or set paths.data_dir; data=mnist5k works offline"
     )
@@ -100,9 +130,11 @@ def _torchvision(name: str, cls_name: str, root: str | Path, num_val: int = 5000
     def load(train: bool):
         try:
             return cls(root, train=train, download=False)
-        except RuntimeError as err:  # "Dataset not found": try to download it; else corrupt
+        except RuntimeError as err:  # "Dataset not found": a system copy, else a download
             if "not found" not in str(err):
                 raise
+        if _from_system_dir(cls, root) is not None:
+            return cls(root, train=train, download=False)
         had_files = folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
         try:
             with (
@@ -113,7 +145,7 @@ def _torchvision(name: str, cls_name: str, root: str | Path, num_val: int = 5000
         except Exception as err:
             state = "is incomplete or corrupt in" if had_files else "is missing from"
             raise ConfigError(
-                f"dataset {name!r} {state} {folder} and could not be downloaded "
+                f"dataset {name!r} {state} {where} and could not be downloaded "
                 f"({type(err).__name__}; no network?): {how}"
             ) from None
 

@@ -7,7 +7,12 @@ from rich.markup import escape
 
 from cnn_ablations.report.figures import write_figures
 from cnn_ablations.report.stats import BASELINE, Analysis, analyse, design
-from cnn_ablations.report.tables import effects_table, summary_table
+from cnn_ablations.report.tables import (
+    claims_table,
+    effects_table,
+    interactions_table,
+    summary_table,
+)
 from cnn_ablations.sweep import Sweep, load_sweep
 
 REPORT_DIR = "report"
@@ -20,11 +25,29 @@ def _display_path(path: Path) -> str:
         return str(path)
 
 
+def answer(analysis: Analysis) -> str:
+    """The study's answer in a sentence: how many effects it resolves, and how finely."""
+    effects = analysis.effects
+    if effects.empty:
+        return "No override varies across the completed jobs: there is nothing to compare."
+    resolved = int(effects["excludes_zero"].sum())
+    half = effects["half_width"].dropna()
+    finest = f"; 95% intervals ±{half.min():.2f} to ±{half.max():.2f} points" if len(half) else ""
+    seeds = int(effects["n"].median())
+    return (
+        f"{resolved} of {len(effects)} effects resolved (their 95% interval excludes 0) "
+        f"with {seeds} seeds{finest}."
+    )
+
+
 def render_markdown(analysis: Analysis, figures: list[str]) -> str:
     """The text of report.md (figures and CSVs linked by relative path)."""
     sweep = analysis.sweep
-    lines = [
-        f"# Ablation report: {sweep.name} ({sweep.path.name})",
+    lines = [f"# Ablation report: {sweep.name} ({sweep.path.name})", ""]
+    if "effects.png" in figures:
+        lines += ["![Effects on test accuracy, 95% CI](effects.png)", ""]
+    lines += [
+        f"**{answer(analysis)}**",
         "",
         f"- Sweep dir: `{_display_path(sweep.path)}`",
         f"- W&B group: {', '.join(f'`{g}`' for g in sweep.groups) or 'unknown'}",
@@ -36,14 +59,6 @@ def render_markdown(analysis: Analysis, figures: list[str]) -> str:
         lines.append(f"- Overrides shared by all jobs (left out of condition labels): {shared}")
     lines += [
         "",
-        "## Summary",
-        "",
-        "One row per condition, best mean test accuracy first; mean and sample std (ddof=1) over "
-        "seeds, blank std for n = 1. Final train loss, epochs, params and s/epoch are means. "
-        "Data: [summary.csv](summary.csv).",
-        "",
-        summary_table(analysis).to_markdown(),
-        "",
         "## Effects on test accuracy",
         "",
     ]
@@ -51,18 +66,58 @@ def render_markdown(analysis: Analysis, figures: list[str]) -> str:
         lines += [
             f"Design: {design(analysis.levels)}. For each seed s, d_s = mean test acc at the "
             "level − mean test acc at the reference (same seed); Δ = mean of d_s over the n "
-            "seeds, 95% CI = Δ ± t(0.975, n−1)·sd(d_s)/√n (paired by seed, t-based). Reference "
-            f"level: `{BASELINE}` if present, else the first value the sweep lists in "
-            "multirun.yaml, else the first in sorted order. **yes** = the interval excludes 0. "
-            "Data: [effects.csv](effects.csv).",
+            "seeds, 95% CI = Δ ± t(0.975, n−1)·sd(d_s)/√n (paired by seed, t-based). Its "
+            "half-width is the smallest effect this many seeds resolves. Reference level: "
+            f"`{BASELINE}` if present, else the first value the sweep lists in multirun.yaml, "
+            "else the first in sorted order. **yes** = the interval excludes 0. Data: "
+            "[effects.csv](effects.csv).",
             "",
             effects_table(analysis).to_markdown(),
         ]
     else:
-        lines.append("No override varies across the completed jobs: there is nothing to compare.")
-    lines += ["", "## Figures", ""]
+        lines.append(answer(analysis))
+    claims = claims_table(analysis)
+    if not claims.data.empty:
+        lines += [
+            "",
+            "## What the literature reports",
+            "",
+            "Each claim set against this sweep's effect: *agrees* when the 95% interval excludes "
+            "0 on the claimed side, *contradicts* when it excludes 0 on the other side, "
+            "*inconclusive at this n* otherwise. Data: [claims.csv](claims.csv).",
+            "",
+            claims.to_markdown(),
+        ]
+    if not analysis.interactions.empty:
+        lines += [
+            "",
+            "## Interactions",
+            "",
+            "Two-way interactions from an OLS model with every factor's main effect, seed as a "
+            "block and the pair's interaction (statsmodels; p: the pair's type-2 ANOVA F-test). "
+            "For two-level factors the estimate is (A's effect at B's level) − (A's effect at "
+            "B's reference). Data: [interactions.csv](interactions.csv).",
+            "",
+            interactions_table(analysis).to_markdown(),
+        ]
+    lines += [
+        "",
+        "## Summary",
+        "",
+        "One row per condition, best mean test accuracy first; mean and sample std (ddof=1) over "
+        "seeds, blank std for n = 1. *Epochs to 99% of best val*: the first epoch whose "
+        "validation accuracy reaches 99% of the job's best, a convergence figure to read next "
+        "to the final accuracy (a fixed budget conflates learning slower with ending worse). "
+        "Data: [summary.csv](summary.csv).",
+        "",
+        summary_table(analysis).to_markdown(),
+        "",
+        "## Figures",
+        "",
+    ]
     for name in figures:
-        lines += [f"![{name.removesuffix('.png').replace('_', ' ')}]({name})", ""]
+        if name != "effects.png":
+            lines += [f"![{name.removesuffix('.png').replace('_', ' ')}]({name})", ""]
     lines += ["## Failed jobs", ""]
     lines += [f"- `{job.name}`: {job.error or 'status ' + job.status}" for job in sweep.failed]
     if not sweep.failed:
@@ -74,9 +129,12 @@ def write_report(analysis: Analysis) -> Path:
     """Write CSVs, markdown and figures into ``SWEEP_DIR/report/``; return that dir."""
     out = analysis.sweep.path / REPORT_DIR
     out.mkdir(exist_ok=True)
-    summary, effects = summary_table(analysis), effects_table(analysis)
+    summary = summary_table(analysis)
     summary.to_csv(out / "summary.csv")
-    effects.to_csv(out / "effects.csv")
+    effects_table(analysis).to_csv(out / "effects.csv")
+    claims_table(analysis).to_csv(out / "claims.csv")
+    if not analysis.interactions.empty:
+        interactions_table(analysis).to_csv(out / "interactions.csv")
     (out / "summary.md").write_text(summary.to_markdown() + "\n")
     figures = write_figures(analysis, out)
     (out / "report.md").write_text(render_markdown(analysis, figures))
@@ -84,10 +142,12 @@ def write_report(analysis: Analysis) -> Path:
 
 
 def print_report(analysis: Analysis, console: Console) -> None:
-    """The summary and effects tables, then the failed jobs."""
-    for table in (summary_table(analysis), effects_table(analysis)):
+    """The summary, effects, claims and interactions tables, the answer, the failed jobs."""
+    tables = [summary_table, effects_table, claims_table, interactions_table]
+    for table in (make(analysis) for make in tables):
         if not table.data.empty:
             console.print(table.to_rich(console.width))
+    console.print(f"[bold]{escape(answer(analysis))}[/bold]")
     for job in analysis.sweep.failed:
         console.print(f"[red]failed[/red] {escape(job.name)}: {escape(str(job.error))}")
 

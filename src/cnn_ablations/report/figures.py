@@ -1,4 +1,5 @@
-"""The report's figures: per-epoch curves (mean ± std over seeds), test accuracy per condition."""
+"""The report's figures: the effects as a forest plot, per-epoch curves (mean ± std over seeds),
+test accuracy per condition."""
 
 from pathlib import Path
 
@@ -9,29 +10,7 @@ from matplotlib.ticker import MaxNLocator
 
 from cnn_ablations.report.stats import Analysis
 
-CURVE_METRICS = ["val/acc", "train/loss"]
 DPI = 120
-
-
-def epoch_curves(csv_path: Path) -> pd.DataFrame:
-    """Per-epoch ``val/acc`` and ``train/loss`` from a CSVLogger file: last non-null per epoch."""
-    rows = pd.read_csv(csv_path).dropna(subset=["epoch"])
-    present = [m for m in CURVE_METRICS if m in rows.columns]
-    curves = rows.groupby("epoch")[present].last().reindex(columns=CURVE_METRICS)
-    curves.index = curves.index.astype(int)
-    return curves.reset_index()
-
-
-def sweep_curves(jobs: pd.DataFrame) -> pd.DataFrame:
-    """Long table (condition, seed, epoch, val/acc, train/loss) over the jobs with a CSV."""
-    frames = [
-        epoch_curves(job.path / job.metrics_csv).assign(condition=job.condition, seed=job.seed)
-        for job in jobs.itertuples()
-        if isinstance(job.metrics_csv, str) and (job.path / job.metrics_csv).is_file()
-    ]
-    if not frames:
-        return pd.DataFrame(columns=["condition", "seed", "epoch", *CURVE_METRICS])
-    return pd.concat(frames, ignore_index=True)
 
 
 def _colors(conditions: list[str]) -> dict[str, tuple]:
@@ -71,13 +50,13 @@ def plot_curve(curves: pd.DataFrame, metric: str, order: list[str], title: str, 
 
 
 def accuracy_limits(values: pd.Series) -> tuple[float, float]:
-    """An axis zoomed to where the accuracies differ, never past [0, 1]."""
+    """An axis (percent) zoomed to where the accuracies differ, never past [0, 100]."""
     values = values.dropna()
     if values.empty:
-        return 0.0, 1.0
+        return 0.0, 100.0
     low, high = values.min(), values.max()
-    margin = max(0.25 * (high - low), 0.01)
-    return max(0.0, low - margin), min(1.0, high + margin)
+    margin = max(0.25 * (high - low), 1.0)
+    return max(0.0, low - margin), min(100.0, high + margin)
 
 
 def plot_test_acc(analysis: Analysis, title: str, path: Path) -> None:
@@ -97,7 +76,38 @@ def plot_test_acc(analysis: Analysis, title: str, path: Path) -> None:
     ax.set_yticks(range(len(summary)), summary["condition"])
     ax.invert_yaxis()
     ax.set_xlim(*accuracy_limits(jobs["test/acc"]))
-    ax.set(xlabel="test accuracy (squares: mean ± std over seeds; dots: seeds)", title=title)
+    ax.set(xlabel="test accuracy % (squares: mean ± std over seeds; dots: seeds)", title=title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.savefig(path)
+
+
+def plot_effects(analysis: Analysis, title: str, path: Path) -> None:
+    """Forest plot: each level's Δ test accuracy vs its reference with its 95% CI, one row per
+    level, grouped by factor, and a zero line. Filled: the interval excludes 0."""
+    effects = analysis.effects
+    fig = Figure(figsize=(9, 1.6 + 0.42 * max(len(effects), 1)), dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    labels, positions, y = [], [], 0.0
+    for factor, rows in effects.groupby("factor", sort=False):
+        for row in rows.itertuples():
+            color = "tab:blue" if row.excludes_zero else "tab:gray"
+            if pd.notna(row.ci_low):
+                ax.plot([row.ci_low, row.ci_high], [y, y], color=color, lw=2)
+            face = color if row.excludes_zero else "white"
+            ax.plot(row.effect, y, "o", color=color, markerfacecolor=face, ms=7)
+            labels.append(f"{factor}: {row.level} vs {row.reference}")
+            positions.append(y)
+            y += 1
+        y += 0.5  # a gap between factors
+    if effects.empty:
+        _no_data(ax)
+    ax.axvline(0, color="black", lw=1)
+    ax.set_yticks(positions, labels)
+    ax.invert_yaxis()
+    ax.set(
+        xlabel="Δ test accuracy, points (95% CI, paired by seed; filled: excludes 0)",
+        title=title,
+    )
     ax.grid(axis="x", alpha=0.3)
     fig.savefig(path)
 
@@ -106,8 +116,12 @@ def write_figures(analysis: Analysis, out: Path) -> list[str]:
     """Write the report's figures into ``out``; return their file names."""
     name = analysis.sweep.name
     order = list(analysis.summary["condition"])
-    curves = sweep_curves(analysis.jobs)
+    figures = []
+    if analysis.levels:
+        plot_effects(analysis, f"{name}: effects on test accuracy", out / "effects.png")
+        figures.append("effects.png")
+    curves = analysis.curves
     plot_curve(curves, "val/acc", order, f"{name}: validation accuracy", out / "val_acc.png")
     plot_curve(curves, "train/loss", order, f"{name}: train loss", out / "train_loss.png")
     plot_test_acc(analysis, f"{name}: test accuracy", out / "test_acc.png")
-    return ["val_acc.png", "train_loss.png", "test_acc.png"]
+    return [*figures, "val_acc.png", "train_loss.png", "test_acc.png"]

@@ -12,6 +12,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table as RichTable
 
+from cnn_ablations.report import claims
 from cnn_ablations.report.stats import Analysis
 
 
@@ -32,12 +33,21 @@ def yes_no(value) -> str:
     return "yes" if value else "no"
 
 
+def text(value) -> str:
+    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
 @dataclass
 class Column:
     name: str  # the header in every rendering
     field: str  # the data's column
-    fmt: Callable[[object], str] = str
-    code: bool = False  # a config key or value: `backticks` in markdown, left-aligned
+    fmt: Callable[[object], str] = text
+    code: bool = False  # a config key or value: `backticks` in markdown; folds in a terminal
+    prose: bool = False  # free text: folds in a terminal
+
+    @property
+    def folds(self) -> bool:
+        return self.code or self.prose
 
 
 @dataclass
@@ -79,12 +89,12 @@ class Table:
         widths = [
             max([len(c.name)] + [len(r[i]) for r in cells]) for i, c in enumerate(self.columns)
         ]
-        fixed = sum(w for w, c in zip(widths, self.columns, strict=True) if not c.code)
-        texts = sum(c.code for c in self.columns) or 1
+        fixed = sum(w for w, c in zip(widths, self.columns, strict=True) if not c.folds)
+        texts = sum(c.folds for c in self.columns) or 1
         text_width = max((width - fixed - 3 * len(self.columns)) // texts, 8)
         table = RichTable(title=self.title, box=box.SIMPLE_HEAD)
         for column, column_width in zip(self.columns, widths, strict=True):
-            if column.code:
+            if column.folds:
                 table.add_column(
                     column.name, overflow="fold", min_width=min(column_width, text_width)
                 )
@@ -99,13 +109,15 @@ def summary_table(analysis: Analysis) -> Table:
     columns = [
         Column("condition", "condition", code=True),
         Column("n", "n", count),
-        Column("test acc", "test_acc_mean", number()),
-        Column("± std", "test_acc_std", number()),
-        Column("min", "test_acc_min", number()),
-        Column("max", "test_acc_max", number()),
-        Column("val acc best", "val_acc_best_mean", number()),
-        Column("final train loss", "train_loss_mean", number()),
+        Column("test acc %", "test_acc_mean", number(2)),
+        Column("± std", "test_acc_std", number(2)),
+        Column("min", "test_acc_min", number(2)),
+        Column("max", "test_acc_max", number(2)),
+        Column("val acc best %", "val_acc_best_mean", number(2)),
+        Column("epochs to 99% of best val", "converged_epoch_mean", number(1)),
+        Column("final train loss", "train_loss_mean", number(4)),
         Column("epochs", "epochs_mean", number(1)),
+        Column("lr", "lr_mean", lambda v: "" if pd.isna(v) else f"{v:g}"),
         Column("params", "params_mean", count),
         Column("s/epoch", "sec_per_epoch_mean", number(2)),
     ]
@@ -119,10 +131,44 @@ def effects_table(analysis: Analysis) -> Table:
         Column("level", "level", code=True),
         Column("vs", "reference", code=True),
         Column("n seeds", "n", count),
-        Column("Δ test acc", "effect", number(sign=True)),
-        Column("95% CI low", "ci_low", number(sign=True)),
-        Column("95% CI high", "ci_high", number(sign=True)),
+        Column("Δ test acc (points)", "effect", number(2, sign=True)),
+        Column("95% CI low", "ci_low", number(2, sign=True)),
+        Column("95% CI high", "ci_high", number(2, sign=True)),
+        Column("± (smallest effect resolved)", "half_width", number(2)),
         Column("CI excludes 0", "excludes_zero", yes_no),
     ]
-    title = "Effects on test accuracy (paired by seed, t-based 95% CI)"
+    title = "Effects on test accuracy (points; paired by seed, t-based 95% CI)"
     return Table(title, columns, analysis.effects, emphasis={"excludes_zero": bool})
+
+
+def claims_table(analysis: Analysis) -> Table:
+    columns = [
+        Column("the literature", "claim", prose=True),
+        Column("source", "source", prose=True),
+        Column("factor", "factor", code=True),
+        Column("level", "level", code=True),
+        Column("vs", "reference", code=True),
+        Column("expected", "expected", prose=True),
+        Column("Δ (points)", "effect", number(2, sign=True)),
+        Column("95% CI low", "ci_low", number(2, sign=True)),
+        Column("95% CI high", "ci_high", number(2, sign=True)),
+        Column("verdict", "verdict", prose=True),
+    ]
+    title = "Claims: what the literature reports, and what this sweep measured"
+    return Table(title, columns, claims.claims_table(analysis))
+
+
+def interactions_table(analysis: Analysis) -> Table:
+    columns = [
+        Column("factor A", "factor_a", code=True),
+        Column("level A", "level_a", code=True),
+        Column("factor B", "factor_b", code=True),
+        Column("level B", "level_b", code=True),
+        Column("interaction (points)", "interaction", number(2, sign=True)),
+        Column("95% CI low", "ci_low", number(2, sign=True)),
+        Column("95% CI high", "ci_high", number(2, sign=True)),
+        Column("p (F-test)", "p_value", number(4)),
+        Column("CI excludes 0", "excludes_zero", yes_no),
+    ]
+    title = "Two-way interactions on test accuracy (points; OLS, seed as a block)"
+    return Table(title, columns, analysis.interactions, emphasis={"excludes_zero": bool})

@@ -1,0 +1,90 @@
+"""The real Fashion-MNIST, found offline in Debian's dataset-fashion-mnist (`make data`).
+
+Skipped where the package is not installed (`.ci/run` installs it); the one-line failure when it
+is missing runs everywhere.
+"""
+
+import json
+
+import pytest
+import torch
+from tests.conftest import FAST, only_run_dir, results
+
+from cnn_ablations.data import datasets
+from cnn_ablations.data.datasets import SYSTEM_DIRS, load_dataset
+from cnn_ablations.errors import ConfigError
+
+INSTALLED = any((d / "t10k-labels-idx1-ubyte.gz").is_file() for d in SYSTEM_DIRS["FashionMNIST"])
+needs_data = pytest.mark.skipif(
+    not INSTALLED,
+    reason="Fashion-MNIST is not installed: `make data` (Debian's dataset-fashion-mnist)",
+)
+
+
+@needs_data
+def test_an_empty_data_dir_finds_the_system_package_and_the_canonical_split(tmp_path):
+    splits = load_dataset("fashion_mnist", tmp_path)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (55_000, 5_000, 10_000)
+    assert splits.train.images.dtype == torch.uint8
+    assert tuple(splits.train.images.shape[1:]) == (1, 28, 28) and splits.num_classes == 10
+    assert torch.bincount(splits.test.labels).tolist() == [1000] * 10  # the canonical test set
+    train_and_val = torch.bincount(torch.cat([splits.train.labels, splits.val.labels]))
+    assert train_and_val.tolist() == [6000] * 10
+    # unpacked once, in torchvision's own layout: later loads read it from paths.data_dir
+    assert sorted(p.name for p in (tmp_path / "FashionMNIST" / "raw").iterdir()) == [
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+    ]
+
+
+@needs_data
+def test_lenet5_learns_fashion_mnist_in_one_epoch(cli, tmp_path):
+    args = ["data=fashion_mnist", f"paths.data_dir={tmp_path / 'data'}", "data.batch_size=128"]
+    result = cli(*FAST, *args, "trainer.max_epochs=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = results(only_run_dir(tmp_path))
+    assert record["metrics"]["test/acc"] >= 0.78  # 10,000 test images never trained on
+
+
+def test_missing_everywhere_is_one_line_naming_both_ways(monkeypatch, tmp_path, cli):
+    monkeypatch.setitem(SYSTEM_DIRS, "FashionMNIST", [tmp_path / "no-package"])
+    with pytest.raises(ConfigError) as err:
+        datasets.DATASETS["fashion_mnist"](tmp_path / "data")
+    message = str(err.value)
+    assert "\n" not in message and "no-package" in message
+    assert "make data" in message and "download=True" in message
+    # a sweep on it stops before any job, with that line
+    result = cli("-m", "data=fashion_mnist", f"paths.data_dir={tmp_path / 'empty'}", "seed=0,1")
+    assert result.returncode == 2
+    (line,) = result.stderr_lines
+    assert line.startswith("error: dataset 'fashion_mnist' is missing from") and "make data" in line
+    assert not list(tmp_path.glob("outputs/sweeps/*/*/*/results.json"))
+
+
+@pytest.mark.slow  # 10 epochs of 55k images: ~1 minute
+@needs_data
+def test_the_d2l_preset_lands_near_the_books_lenet(cli, tmp_path):
+    """d2l.ai's LeNet (sigmoid, avg pool, SGD 0.9, batch 256, 10 epochs) reports ~0.78."""
+    result = cli(*FAST, "experiment=lenet5_d2l", f"paths.data_dir={tmp_path / 'data'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 0.74 <= results(only_run_dir(tmp_path))["metrics"]["test/acc"] <= 0.85
+
+
+def test_lr_selection_chooses_per_condition_on_validation(cli, tmp_path):
+    from tests.conftest import TINY, run_dirs
+
+    args = ["-m", *TINY, "variant=baseline,sigmoid", "seed=0,1", "lr_selection.enabled=true"]
+    assert cli(*args, "lr_selection.factors=[0.1,10]").returncode == 0
+    jobs = {d.name: results(d) for d in run_dirs(tmp_path, "sweeps")}
+    for variant in ("baseline", "sigmoid"):
+        (choice_file,) = tmp_path.glob(f"outputs/sweeps/*/*/lr_selection/variant={variant}.json")
+        choice = json.loads(choice_file.read_text())
+        assert [t["lr"] for t in choice["trials"]] == pytest.approx([1e-4, 1e-2])
+        best = max(choice["trials"], key=lambda t: t["val/acc_best"])
+        assert choice["lr"] == best["lr"]
+        for seed in (0, 1):  # every seed of the condition trained at the chosen rate
+            record = jobs[f"variant={variant},seed={seed}"]
+            assert record["lr_selection"] == choice
+            assert record["config"]["optimizer"]["lr"] == choice["lr"]
