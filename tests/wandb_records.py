@@ -1,10 +1,12 @@
-"""Read the run record (id, group, job type, tags, name) of an offline W&B run, for tests.
+"""Read an offline W&B run for tests: its run record (id, group, job type, tags, name), the
+metric keys of its history and its config.
 
 wandb >= 0.30 has no public reader for offline runs (ECOSYSTEM.md). Its ``run-<id>.wandb`` file
 is a LevelDB-style log of protobuf ``Record``s: a 7-byte header, then 32 KiB blocks of chunks,
 each with a 7-byte header (crc32, little-endian length, type 1 full / 2 first / 3 middle / 4 last).
 """
 
+import json
 import struct
 from pathlib import Path
 
@@ -36,5 +38,35 @@ def records(path: Path):
 
 def run_record(run_dir: Path) -> pb.RunRecord:
     """The RunRecord of the offline run in ``run_dir`` (an ``offline-run-*`` directory)."""
+    return next(r.run for r in records(_run_file(run_dir)) if r.WhichOneof("record_type") == "run")
+
+
+def _run_file(run_dir: Path) -> Path:
     (path,) = Path(run_dir).glob("run-*.wandb")
-    return next(r.run for r in records(path) if r.WhichOneof("record_type") == "run")
+    return path
+
+
+def history_keys(run_dir: Path) -> set[str]:
+    """Every metric key the run logged to its history (``val/acc``, ``epoch``, ...)."""
+    return {
+        item.key or ".".join(item.nested_key)
+        for record in records(_run_file(run_dir))
+        if record.WhichOneof("record_type") == "history"
+        for item in record.history.item
+    }
+
+
+def config(run_dir: Path) -> dict:
+    """The run's config as W&B holds it (top-level key -> value, nested dicts as logged): the
+    run record's (``wandb.init(config=...)``) updated by each config record (Lightning's
+    ``log_hyperparams``)."""
+    updates = [
+        record.run.config if record.WhichOneof("record_type") == "run" else record.config
+        for record in records(_run_file(run_dir))
+        if record.WhichOneof("record_type") in ("run", "config")
+    ]
+    return {
+        item.key or ".".join(item.nested_key): json.loads(item.value_json)
+        for update in updates
+        for item in update.update
+    }

@@ -112,7 +112,8 @@ def build(cfg: DictConfig, identity: dict, output_dir: Path) -> Parts:
     for logger in trainer.loggers:
         if cfg.resume and isinstance(logger, CSVLogger):  # the interrupted epoch is logged again
             logger.drop_rows_after(resumed_step if resumed_step is not None else -1)
-        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), **datamodule.summary})
+        config = OmegaConf.to_container(cfg, resolve=True)
+        logger.log_hyperparams({**config, "choices": identity["choices"], **datamodule.summary})
     csv_logger = next((lg for lg in loggers if isinstance(lg, CSVLogger)), None)
     metrics_csv = None
     if csv_logger is not None:

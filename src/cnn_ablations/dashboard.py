@@ -1,121 +1,281 @@
-"""A W&B workspace for one sweep, built with ``wandb-workspaces``.
+"""W&B views of one sweep, built with ``wandb-workspaces``: a Report and a workspace.
 
-Usage: ``python -m cnn_ablations.dashboard [--sweep-dir DIR | --group GROUP] [--project P]
-[--entity E] [--print]``. The ablation factors come from the sweep dir's jobs (as in the
-report); each gets a section whose panels group the runs by that W&B config key. ``--print``
-shows the spec and saves nothing (no network); saving needs a network and an API key.
+Usage: ``python -m cnn_ablations.dashboard [--sweep-dir DIR | --group GROUP] [--entity E]
+[--project P] [--print | --publish]`` (``make dashboard``, ``make publish``).
+
+The Report is what people share and come back to: the study's answer, the effects and the
+literature's claims from the offline report, then per factor a panel grid of curves and bars
+grouped by that factor, a parallel-coordinates panel and the failed jobs. The workspace is the
+same panels on one run set, for exploring. Both read the sweep's records (``results.json``:
+W&B group, run ids, project, config-group choices), never a constant.
+
+Offline, or with ``--print``, nothing is uploaded: the library's own serialized models go to
+``SWEEP_DIR/report/wandb_report.json`` and ``wandb_workspace.json``. Online they are saved and
+their URLs printed and kept in ``wandb_published.json``, so saving again updates them.
+``--publish`` first uploads the sweep's offline runs (``wandb sync``; their ids do not change,
+so a repeat adds no runs).
 """
 
 import argparse
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from cnn_ablations.errors import ConfigError
 from cnn_ablations.sweep import Sweep, find_sweeps, latest_sweep, load_sweep
 from cnn_ablations.tracking import api_key_found
 
-PROJECT = "cnn-ablations"
 X_AXIS = "epoch"  # Lightning logs `epoch` with every metric
+CURVES = ("val/acc", "train/loss")  # per epoch, mean ± std over the seeds
+BARS = "test/acc"
+SUMMARY_COLUMNS = ("val/acc_best", "test/acc")
+REPORT_FILE = "wandb_report.json"
+WORKSPACE_FILE = "wandb_workspace.json"
+PUBLISHED_FILE = "wandb_published.json"
 
 
-def dashboard_spec(sweep: Sweep, group: str) -> dict:
-    """Readable workspace spec: a runset filtered to ``group``, one section per factor.
+@dataclass
+class Target:
+    """Where a sweep's runs are in W&B: entity, project, group and the run ids it recorded."""
 
-    Each factor section has line panels of val/acc and train/loss and a bar panel of test/acc,
-    all grouped by the factor's config key (mean ± std over runs); a last section holds a
-    parallel-coordinates panel of all factors against test/acc.
-    """
-    keys = sweep.factors
-    sections = [
-        {
-            "name": f"by {key}",
-            "factor": key,
-            "panels": [
-                {"type": "line", "x": X_AXIS, "y": "val/acc", "groupby": key},
-                {"type": "line", "x": X_AXIS, "y": "train/loss", "groupby": key},
-                {"type": "bar", "metric": "test/acc", "groupby": key},
-            ],
-        }
-        for key in keys
+    entity: str
+    project: str
+    group: str
+    run_ids: list[str]
+
+
+def wandb_target(
+    sweep: Sweep, group: str | None = None, entity: str | None = None, project: str | None = None
+) -> Target:
+    """The W&B home of ``sweep``'s runs, from its jobs' records (arguments win)."""
+    runs = [job.results.get("wandb") or {} for job in sweep.jobs]
+    configured = [
+        ((job.results.get("config") or {}).get("logger") or {}).get("wandb") or {}
+        for job in sweep.jobs
     ]
-    columns = [{"config": key} for key in keys]
-    columns += [{"summary": "val/acc_best"}, {"summary": "test/acc"}]
-    overview = {"type": "parallel_coordinates", "columns": columns}
-    sections.append({"name": "all factors", "factor": None, "panels": [overview]})
-    return {
-        "name": f"Ablation: {group}",
-        "runset": {"filter": {"Group": group}},
-        "factors": keys,
-        "sections": sections,
-    }
+    group = group or next(iter(sweep.groups), None)
+    if group is None:
+        raise ConfigError(f"the jobs of {sweep.path} record no W&B group; pass --group")
+    project = project or next(
+        (r["project"] for r in [*runs, *configured] if r.get("project")), None
+    )
+    if project is None:
+        raise ConfigError(f"the jobs of {sweep.path} record no W&B project; pass --project")
+    entity = entity or next((r["entity"] for r in [*runs, *configured] if r.get("entity")), "")
+    return Target(entity, project, group, [r["id"] for r in runs if r.get("id")])
 
 
-def _panel(spec: dict):
-    """One wandb-workspaces panel from a spec entry."""
+def group_key(sweep: Sweep, factor: str) -> str:
+    """What W&B groups a factor's runs by: ``config.choices.<group>`` when the sweep varies a
+    config group (``variant=...``), ``config.<factor>`` for a config value; for records from
+    before jobs logged their choices, the run's job type (the variant, else the condition)."""
+    if any(factor in (job.results.get("choices") or {}) for job in sweep.jobs):
+        return f"config.choices.{factor}"
+    if all(_has_key(job.results.get("config") or {}, factor) for job in sweep.ok):
+        return f"config.{factor}"
+    return "run.jobType"
+
+
+def _has_key(config: dict, dotted: str) -> bool:
+    node = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _metric(key: str):
+    """A :func:`group_key` as the metric object panels take."""
     import wandb_workspaces.reports.v2 as wr
 
-    if spec["type"] == "line":
-        return wr.LinePlot(
-            title=f"{spec['y']} by {spec['groupby']}",
-            x=spec["x"],
-            y=[spec["y"]],
-            title_x=spec["x"],
-            title_y=spec["y"],
-            groupby=wr.Config(spec["groupby"]),
-            groupby_aggfunc="mean",
-            groupby_rangefunc="stddev",
+    section, _, name = key.partition(".")
+    return wr.Config(name) if section == "config" else wr.Metric("JobType")
+
+
+def run_filters(target: Target):
+    """The sweep's runs: its W&B group, and the run ids its jobs recorded where there are any."""
+    from wandb_workspaces import expr
+
+    group = expr.Metric("Group") == target.group
+    if not target.run_ids:
+        return expr.And(group)
+    return expr.And(group, expr.Metric("ID").isin(target.run_ids))
+
+
+def factor_panels(factor: str, key: str) -> list:
+    """Curves against epoch and test bars, the runs grouped by ``key`` (mean ± std)."""
+    import wandb_workspaces.reports.v2 as wr
+
+    grouping = {"groupby": _metric(key), "groupby_aggfunc": "mean", "groupby_rangefunc": "stddev"}
+    curves = [
+        wr.LinePlot(
+            title=f"{metric} by {factor}",
+            x=X_AXIS,
+            y=[metric],
+            title_x=X_AXIS,
+            title_y=metric,
+            **grouping,
         )
-    if spec["type"] == "bar":
-        return wr.BarPlot(
-            title=f"{spec['metric']} by {spec['groupby']} (mean ± std)",
-            metrics=[spec["metric"]],
-            orientation="v",
-            groupby=wr.Config(spec["groupby"]),
-            groupby_aggfunc="mean",
-            groupby_rangefunc="stddev",
-        )
-    metrics = [
-        wr.Config(c["config"]) if "config" in c else wr.SummaryMetric(c["summary"])
-        for c in spec["columns"]
+        for metric in CURVES
     ]
+    bars = wr.BarPlot(
+        title=f"{BARS} by {factor} (mean ± std)", metrics=[BARS], orientation="v", **grouping
+    )
+    return [*curves, bars]
+
+
+def overview_panel(keys: list[str]):
+    """Every factor's key and the final accuracies, one line per run."""
+    import wandb_workspaces.reports.v2 as wr
+
+    metrics = [_metric(key) for key in keys] + [wr.SummaryMetric(m) for m in SUMMARY_COLUMNS]
     return wr.ParallelCoordinatesPlot(
-        title="factors vs test/acc",
+        title=f"factors vs {BARS}",
         columns=[wr.ParallelCoordinatesPlotColumn(metric=m) for m in metrics],
     )
 
 
-def build_workspace(spec: dict, entity: str, project: str = PROJECT):
-    """The ``ws.Workspace`` for a spec from :func:`dashboard_spec` (not saved)."""
-    import wandb_workspaces.workspaces as ws
+def failed_jobs_markdown(sweep: Sweep, target: Target) -> str:
+    """One line per failed job: its W&B run (a link where it has one) or dir, and its error."""
+    lines = []
+    for job in sweep.failed:
+        run_id = (job.results.get("wandb") or {}).get("id")
+        where = f"`{job.path}`"
+        if run_id and target.entity:
+            where = f"[W&B run {run_id}](/{target.entity}/{target.project}/runs/{run_id}), {where}"
+        error = (job.error or f"status {job.status}").splitlines()[0]
+        lines.append(f"- **{job.name}** ({where}): {error}")
+    return "\n".join(lines) or "None: every job finished."
 
-    return ws.Workspace(
-        entity=entity,
-        project=project,
-        name=spec["name"],
-        runset_settings=ws.RunsetSettings(
-            filters=[ws.Metric("Group") == spec["runset"]["filter"]["Group"]]
-        ),
-        sections=[
-            ws.Section(
-                name=section["name"],
-                is_open=True,
-                panels=[_panel(panel) for panel in section["panels"]],
-            )
-            for section in spec["sections"]
-        ],
+
+def build_report(sweep: Sweep, target: Target, resolve_projects: bool = False):
+    """The ``wr.Report`` of a sweep (not saved). ``resolve_projects`` names the entity and
+    project in each run set, which makes wandb-workspaces look the project up online."""
+    import wandb_workspaces.reports.v2 as wr
+
+    from cnn_ablations.report.document import answer
+    from cnn_ablations.report.stats import analyse, design
+    from cnn_ablations.report.tables import claims_table, effects_table
+
+    analysis = analyse(sweep)
+    home = {"entity": target.entity, "project": target.project} if resolve_projects else {}
+    keys = {factor: group_key(sweep, factor) for factor in sweep.factors}
+
+    def runs(name: str, key: str | None = None):  # the runs table grouped as the panels are
+        grouping = [key] if key else []
+        return wr.Runset(name=name, filters=run_filters(target), groupby=grouping, **home)
+
+    intro = [
+        f"**{answer(analysis)}**",
+        f"Design: {design(analysis.levels)}." if analysis.levels else "",
+        f"Sweep dir `{sweep.path}`; W&B group `{target.group}`; {len(sweep.ok)} jobs ok, "
+        f"{len(sweep.failed)} failed. Effects are paired by seed (Δ = level − reference on the "
+        "same seed, 95% t-interval); the offline report (`report/report.md`) has the summary "
+        "table and figures.",
+    ]
+    blocks = [wr.MarkdownBlock(text="\n\n".join(line for line in intro if line))]
+    if analysis.levels:
+        blocks += [
+            wr.H2(text="Effects on test accuracy"),
+            wr.MarkdownBlock(text=effects_table(analysis).to_markdown()),
+        ]
+    claims = claims_table(analysis)
+    if not claims.data.empty:
+        blocks += [
+            wr.H2(text="What the literature reports"),
+            wr.MarkdownBlock(text=claims.to_markdown()),
+        ]
+    for factor, key in keys.items():
+        blocks += [
+            wr.H2(text=f"By {factor}"),
+            wr.P(text=f"Runs grouped by {key}: mean ± std over seeds."),
+            wr.PanelGrid(runsets=[runs(factor, key)], panels=factor_panels(factor, key)),
+        ]
+    blocks += [
+        wr.H2(text="All factors"),
+        wr.PanelGrid(runsets=[runs("all runs")], panels=[overview_panel(list(keys.values()))]),
+        wr.H2(text="Failed jobs"),
+        wr.MarkdownBlock(text=failed_jobs_markdown(sweep, target)),
+    ]
+    return wr.Report(
+        entity=target.entity,
+        project=target.project,
+        title=f"Ablation: {sweep.name} {sweep.path.name}"[:128],
+        description=answer(analysis),
+        blocks=blocks,
+        width="fluid",
     )
 
 
+def build_workspace(sweep: Sweep, target: Target):
+    """The ``ws.Workspace`` of a sweep (not saved): a section of panels per factor and one
+    with the parallel-coordinates panel, on one run set."""
+    import wandb_workspaces.workspaces as ws
+
+    keys = {factor: group_key(sweep, factor) for factor in sweep.factors}
+    sections = [
+        ws.Section(name=f"by {factor}", is_open=True, panels=factor_panels(factor, key))
+        for factor, key in keys.items()
+    ]
+    overview = ws.Section(
+        name="all factors", is_open=True, panels=[overview_panel([*keys.values()])]
+    )
+    return ws.Workspace(
+        entity=target.entity,
+        project=target.project,
+        name=f"Ablation: {target.group}",
+        runset_settings=ws.RunsetSettings(filters=run_filters(target)),
+        sections=[*sections, overview],
+    )
+
+
+def serialized(view) -> str:
+    """A Report's or workspace's own model, as wandb-workspaces sends it (JSON)."""
+    return view._to_model().model_dump_json(by_alias=True, exclude_none=True, indent=2)
+
+
+def first_line(err: Exception) -> str:
+    return (str(err).splitlines() or [""])[0]
+
+
 def offline_reason() -> str | None:
-    """Why a workspace cannot be saved from here (offline mode, no API key), else None."""
+    """Why nothing can be uploaded from here (offline mode, no API key), else None."""
     mode = os.environ.get("WANDB_MODE", "").lower()
     if mode in {"offline", "dryrun", "disabled"}:
         return f"WANDB_MODE={mode} is set"
     if api_key_found() is None:
         return "no API key was found (WANDB_API_KEY is unset and `wandb login` was not run)"
     return None
+
+
+def save_online(report, workspace, published: Path) -> dict:
+    """Save both views and return their URLs. A view ``published`` names is loaded from its URL
+    and updated in place (a new one is made if it is gone); each URL is recorded as soon as its
+    view is saved, so a failure part-way makes no duplicate next time."""
+    import wandb_workspaces.reports.v2 as wr
+    import wandb_workspaces.workspaces as ws
+
+    urls = json.loads(published.read_text()) if published.is_file() else {}
+
+    def update(key: str, view, load, fields: tuple[str, ...]):
+        if urls.get(key):
+            try:
+                saved = load(urls[key])
+            except Exception as err:  # deleted, or no access: save a new one
+                print(f"dashboard: cannot load {urls[key]} ({first_line(err)}); saving a new {key}")
+            else:
+                for name in fields:
+                    setattr(saved, name, getattr(view, name))
+                view = saved
+        urls[key] = view.save().url
+        published.write_text(json.dumps(urls, indent=2) + "\n")
+
+    update("report", report, wr.Report.from_url, ("title", "description", "blocks"))
+    update("workspace", workspace, ws.Workspace.from_url, ("sections", "runset_settings"))
+    return urls
 
 
 def sweep_for_group(group: str) -> Sweep:
@@ -130,16 +290,20 @@ def sweep_for_group(group: str) -> Sweep:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cnn_ablations.dashboard",
-        description="Build a W&B workspace comparing the variants of one sweep.",
+        description="Build the W&B Report and workspace of one sweep (saved when online).",
     )
     parser.add_argument(
         "--sweep-dir", type=Path, help="sweep dir (default: --group's, else the latest sweep)"
     )
-    parser.add_argument("--group", help="W&B group of the sweep's runs (default: its jobs' group)")
-    parser.add_argument("--project", default=PROJECT, help=f"W&B project (default {PROJECT})")
-    parser.add_argument("--entity", help="W&B entity (default: your default entity)")
-    parser.add_argument(
-        "--print", action="store_true", help="print the spec and save nothing (no network)"
+    parser.add_argument("--group", help="W&B group of the sweep's runs (default: its records')")
+    parser.add_argument("--project", help="W&B project (default: the one its runs logged to)")
+    parser.add_argument("--entity", help="W&B entity (default: its runs', else your default)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--print", action="store_true", help="write the JSON files and upload nothing"
+    )
+    mode.add_argument(
+        "--publish", action="store_true", help="upload the sweep's offline runs first, then save"
     )
     return parser
 
@@ -153,29 +317,58 @@ def main(argv: list[str] | None = None) -> int:
             sweep = sweep_for_group(args.group)
         else:
             sweep = load_sweep(latest_sweep())
-        group = args.group or next(iter(sweep.groups), None)
-        if group is None:
-            raise ConfigError(f"the jobs of {sweep.path} record no W&B group; pass --group")
-        spec = dashboard_spec(sweep, group)
+        target = wandb_target(sweep, args.group, args.entity, args.project)
     except ConfigError as err:
         print(f"dashboard: error: {err}", file=sys.stderr)
         return 2
-    if args.print:
-        print(json.dumps(spec, indent=2))
-        return 0
-    reason = offline_reason()
-    if reason:
+    out = sweep.path / "report"
+    out.mkdir(exist_ok=True)
+    reason = None if args.print else offline_reason()
+    if reason and args.publish:
         print(
-            f"dashboard: saving a workspace needs a network and a W&B API key, but {reason}; "
-            "run `wandb login` (online), or use --print to see the spec offline",
+            f"dashboard: publishing needs a network and a W&B API key, but {reason}; run "
+            "`wandb login` on a machine with a network, then `make publish` again",
             file=sys.stderr,
         )
         return 1
-    import wandb
+    if args.print or reason:
+        (out / REPORT_FILE).write_text(serialized(build_report(sweep, target)) + "\n")
+        (out / WORKSPACE_FILE).write_text(serialized(build_workspace(sweep, target)) + "\n")
+        print(f"W&B Report and workspace of {sweep.path} (not uploaded):")
+        print(f"  {out / REPORT_FILE}\n  {out / WORKSPACE_FILE}")
+        if reason:
+            print(
+                f"Not uploaded: {reason}. After `wandb login`: "
+                f"make publish ARGS=--sweep-dir={sweep.path}"
+            )
+        return 0
+    if args.publish:
+        from cnn_ablations import sync
 
-    entity = args.entity or wandb.Api().default_entity
-    workspace = build_workspace(spec, entity, args.project).save()
-    print(f"Workspace saved: {workspace.url}")
+        options = ["-p", target.project, *(["-e", target.entity] if target.entity else [])]
+        offline_runs = sync.find_offline_runs([sweep.path])
+        if offline_runs and sync.main([str(sweep.path), *options]) != 0:
+            print("dashboard: wandb sync failed (above); the Report was not saved", file=sys.stderr)
+            return 1
+    try:
+        if not target.entity:
+            import wandb
+
+            target.entity = wandb.Api().default_entity
+        urls = save_online(
+            build_report(sweep, target, resolve_projects=True),
+            build_workspace(sweep, target),
+            out / PUBLISHED_FILE,
+        )
+    except Exception as err:  # network, auth, a project with no runs yet: one line, not a trace
+        print(
+            f"dashboard: saving to W&B failed ({type(err).__name__}: {first_line(err)}); "
+            f"if the sweep's runs are not uploaded yet, run `make publish "
+            f"ARGS=--sweep-dir={sweep.path}`",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"Report saved: {urls['report']}\nWorkspace saved: {urls['workspace']}")
     return 0
 
 

@@ -51,12 +51,16 @@ def job_identity(cfg: DictConfig) -> dict:
     swept = swept_overrides(hydra_cfg)
     condition = ",".join(o for o in swept if override_key(o) != SEED)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    variant = hydra_cfg.runtime.choices.get("variant")
+    # the config-group options the job composed (variant=..., model=...): a sweep over a group
+    # varies these, not a value of the config, so W&B gets them to group runs by
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
+    variant = choices.get("variant")
     job_dir = Path(hydra_cfg.runtime.output_dir).name
     return {
         "overrides": overrides,
         "condition": condition,
         "variant": variant,
+        "choices": choices,
         "multirun": multirun,
         "name": ",".join(swept) or cfg.name,
         "group": f"{cfg.name}-{Path(hydra_cfg.sweep.dir).name}" if multirun else cfg.name,
@@ -89,7 +93,7 @@ class Job:
     def __post_init__(self) -> None:
         self.output_dir = Path(HydraConfig.get().runtime.output_dir)
         self.identity = job_identity(self.cfg)
-        fields = ("overrides", "condition", "variant", "group")
+        fields = ("overrides", "condition", "variant", "choices", "group")
         self.record = {key: self.identity[key] for key in fields}
         self.record |= {"seed": self.cfg.seed, "output_dir": str(self.output_dir)}
         self.record["started_at"] = time.time()
