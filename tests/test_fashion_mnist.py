@@ -63,6 +63,16 @@ def test_missing_everywhere_is_one_line_naming_both_ways(monkeypatch, tmp_path, 
     assert not list(tmp_path.glob("outputs/sweeps/*/*/*/results.json"))
 
 
+@needs_data
+def test_an_unwritable_data_dir_is_named_not_called_corrupt(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ConfigError) as err:
+        load_dataset("fashion_mnist", tmp_path / "a-file" / "data")  # no dir can be made there
+    message = str(err.value)
+    assert "cannot unpack" in message and "set paths.data_dir to a writable dir" in message
+    assert "corrupt" not in message and "\n" not in message
+
+
 @pytest.mark.slow  # 10 epochs of 55k images: ~1 minute
 @needs_data
 def test_the_d2l_preset_lands_near_the_books_lenet(cli, tmp_path):

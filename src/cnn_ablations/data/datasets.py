@@ -133,7 +133,15 @@ def _torchvision(name: str, cls_name: str, root: str | Path, num_val: int = 5000
         except RuntimeError as err:  # "Dataset not found": a system copy, else a download
             if "not found" not in str(err):
                 raise
-        if _from_system_dir(cls, root) is not None:
+        try:
+            found = _from_system_dir(cls, root)
+        except OSError as err:  # an unwritable or full paths.data_dir: not a corrupt dataset
+            raise ConfigError(
+                f"dataset {name!r}: cannot unpack {' or '.join(system)} into {folder} "
+                f"({type(err).__name__}: {err.strerror or err}); set paths.data_dir to a "
+                "writable dir with ~100 MB free"
+            ) from None
+        if found is not None:
             return cls(root, train=train, download=False)
         had_files = folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
         try:
