@@ -9,7 +9,8 @@ startup  ``python -m cnn_ablations.train trainer.max_epochs=1`` (the defaults: W
          each whole process; the ratio A/B per pair, and its median.
 epoch    the same two for ``--epochs`` epochs, in a terminal (a pty: the bar draws as it does for a
          user): ``sec_per_epoch`` of ``results.json`` against the script's own.
-sweep    a sweep (``--sweep``, default ``-m sweep=lenet_ablation seed=0 trainer.max_epochs=1``):
+sweep    a sweep (``--sweep``, default ``-m sweep=lenet_ablation_digits seed=0
+         trainer.max_epochs=1``, the bundled digits, so it runs offline anywhere):
          wall time, and per job (from ``results.json``) the overhead finished_at - started_at -
          sec_per_epoch x epochs. With ``--compare-src DIR`` the same sweep runs, in turns, with
          the checkout at DIR (another commit: ``git worktree add DIR <commit>``) and its
@@ -36,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 HAND = [sys.executable, str(REPO / "scripts" / "hand_lenet.py")]
 TRAIN = [sys.executable, "-m", "cnn_ablations.train"]
-DEFAULT_SWEEP = "-m sweep=lenet_ablation seed=0 trainer.max_epochs=1"
+DEFAULT_SWEEP = "-m sweep=lenet_ablation_digits seed=0 trainer.max_epochs=1"
 
 
 def run(command: list[str], cwd: Path, src: Path | None = None, tty: bool = False) -> float:
