@@ -1,5 +1,7 @@
 """The training loop: one LightningModule that trains any classifier network from `models/`."""
 
+import atexit
+import functools
 import os
 from collections.abc import Callable, Sequence
 
@@ -14,6 +16,19 @@ from cnn_ablations.errors import JobFailed
 from cnn_ablations.models.layers import count_trainable_parameters
 
 NVML_CUDA_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+
+
+@functools.cache
+def _destroy_process_group_at_exit() -> None:
+    """End this rank's process group before the interpreter does: left to the C++ destructors
+    at exit, a gloo group (trainer=ddp_cpu) aborted a rank once here ("terminate called without
+    an active exception"), failing a finished run. Lightning does the same for NCCL only."""
+
+    def destroy() -> None:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+    atexit.register(destroy)
 
 
 class NonFiniteLossError(JobFailed):
@@ -61,6 +76,10 @@ class Classifier(pl.LightningModule):
     def loss(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         net_loss = getattr(self.net, "loss", None)
         return net_loss(scores, target) if net_loss else F.cross_entropy(scores, target)
+
+    def setup(self, stage: str) -> None:
+        if torch.distributed.is_initialized():
+            _destroy_process_group_at_exit()
 
     def on_fit_start(self) -> None:
         # Two process-wide settings that cost time on every CPU step (README "Performance"):
