@@ -213,6 +213,10 @@ def test_only_training_batches_are_augmented(tmp_path):
     augment = {"crop_padding": 4, "hflip": True, "pca_sigma": 0.5}
     data = ImageDataModule("mnist5k_color", batch_size=500, eval_batch_size=500, augment=augment)
     data.setup()
+    # AlexNet's PCA over the [0, 1] training pixels (the module computes it on uint8 and rescales)
+    pixels = data.splits.train.images.double().div(255).transpose(0, 1).reshape(3, -1)
+    expected = torch.linalg.eigvalsh(torch.cov(pixels)).flip(0)
+    torch.testing.assert_close(data.pca_eigenvalues, expected)
     probe = BatchProbe()
     trainer = bare_trainer(tmp_path, max_epochs=1, num_sanity_val_steps=0)
     trainer.fit(probe, datamodule=data)

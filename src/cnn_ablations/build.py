@@ -18,7 +18,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressB
 from pytorch_lightning.loggers import csv_logs
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from cnn_ablations.errors import ConfigError, rejected_settings, setting_error
+from cnn_ablations.errors import ConfigError, first_line, rejected_settings, setting_error
 from cnn_ablations.module import Classifier
 from cnn_ablations.progress import JobProgressBar
 from cnn_ablations.tracking import CSVLogger, attach_wandb, make_loggers
@@ -60,7 +60,7 @@ def instantiate(node: DictConfig, group: str, overrides: list[str], **kwargs):
         if isinstance(cause, LIBRARY_ERRORS):
             raise setting_error(cause, group, target, overrides) from None
         if cause is None or isinstance(cause, ImportError):  # a _target_ that does not exist
-            raise ConfigError(f"{group}._target_: {str(err).splitlines()[0]}") from None
+            raise ConfigError(f"{group}._target_: {first_line(err)}") from None
         raise cause from err
 
 
@@ -109,11 +109,12 @@ def build(cfg: DictConfig, identity: dict, output_dir: Path) -> Parts:
         cfg.trainer, "trainer", overrides, logger=loggers, callbacks=callbacks, **strategy
     )
     wandb_run = attach_wandb(trainer, cfg.logger.get("wandb"), identity)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    hyperparams = {**config, "choices": identity["choices"], **datamodule.summary}
     for logger in trainer.loggers:
         if cfg.resume and isinstance(logger, CSVLogger):  # the interrupted epoch is logged again
             logger.drop_rows_after(resumed_step if resumed_step is not None else -1)
-        config = OmegaConf.to_container(cfg, resolve=True)
-        logger.log_hyperparams({**config, "choices": identity["choices"], **datamodule.summary})
+        logger.log_hyperparams(hyperparams)
     csv_logger = next((lg for lg in loggers if isinstance(lg, CSVLogger)), None)
     metrics_csv = None
     if csv_logger is not None:

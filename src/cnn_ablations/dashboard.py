@@ -23,12 +23,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnn_ablations.errors import ConfigError
+from cnn_ablations.errors import ConfigError, describe, first_line
+from cnn_ablations.report.document import answer
+from cnn_ablations.report.stats import CURVE_METRICS, analyse, design
+from cnn_ablations.report.tables import claims_table, effects_table
 from cnn_ablations.sweep import Sweep, find_sweeps, latest_sweep, load_sweep
 from cnn_ablations.tracking import api_key_found
 
 X_AXIS = "epoch"  # Lightning logs `epoch` with every metric
-CURVES = ("val/acc", "train/loss")  # per epoch, mean ± std over the seeds
 BARS = "test/acc"
 SUMMARY_COLUMNS = ("val/acc_best", "test/acc")
 REPORT_FILE = "wandb_report.json"
@@ -119,7 +121,7 @@ def factor_panels(factor: str, key: str) -> list:
             title_y=metric,
             **grouping,
         )
-        for metric in CURVES
+        for metric in CURVE_METRICS
     ]
     bars = wr.BarPlot(
         title=f"{BARS} by {factor} (mean ± std)", metrics=[BARS], orientation="v", **grouping
@@ -156,11 +158,8 @@ def build_report(sweep: Sweep, target: Target, resolve_projects: bool = False):
     project in each run set, which makes wandb-workspaces look the project up online."""
     import wandb_workspaces.reports.v2 as wr
 
-    from cnn_ablations.report.document import answer
-    from cnn_ablations.report.stats import analyse, design
-    from cnn_ablations.report.tables import claims_table, effects_table
-
     analysis = analyse(sweep)
+    the_answer = answer(analysis)
     home = {"entity": target.entity, "project": target.project} if resolve_projects else {}
     keys = {factor: group_key(sweep, factor) for factor in sweep.factors}
 
@@ -169,7 +168,7 @@ def build_report(sweep: Sweep, target: Target, resolve_projects: bool = False):
         return wr.Runset(name=name, filters=run_filters(target), groupby=grouping, **home)
 
     intro = [
-        f"**{answer(analysis)}**",
+        f"**{the_answer}**",
         f"Design: {design(analysis.levels)}." if analysis.levels else "",
         f"Sweep dir `{sweep.path}`; W&B group `{target.group}`; {len(sweep.ok)} jobs ok, "
         f"{len(sweep.failed)} failed. Effects are paired by seed (Δ = level − reference on the "
@@ -204,7 +203,7 @@ def build_report(sweep: Sweep, target: Target, resolve_projects: bool = False):
         entity=target.entity,
         project=target.project,
         title=f"Ablation: {sweep.name} {sweep.path.name}"[:128],
-        description=answer(analysis),
+        description=the_answer,
         blocks=blocks,
         width="fluid",
     )
@@ -235,10 +234,6 @@ def build_workspace(sweep: Sweep, target: Target):
 def serialized(view) -> str:
     """A Report's or workspace's own model, as wandb-workspaces sends it (JSON)."""
     return view._to_model().model_dump_json(by_alias=True, exclude_none=True, indent=2)
-
-
-def first_line(err: Exception) -> str:
-    return (str(err).splitlines() or [""])[0]
 
 
 def offline_reason() -> str | None:
@@ -362,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except Exception as err:  # network, auth, a project with no runs yet: one line, not a trace
         print(
-            f"dashboard: saving to W&B failed ({type(err).__name__}: {first_line(err)}); "
+            f"dashboard: saving to W&B failed ({describe(err)}); "
             f"if the sweep's runs are not uploaded yet, run `make publish "
             f"ARGS=--sweep-dir={sweep.path}`",
             file=sys.stderr,

@@ -88,9 +88,15 @@ def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
+    """The first non-blank line of an exception's message (its type's name if it has none)."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return lines[0] if lines else type(err).__name__
+
+
+def describe(err: BaseException) -> str:
+    """``ValueError: <first line>``: an exception in one line."""
+    return f"{type(err).__name__}: {first_line(err)}"
 
 
 def setting_error(
@@ -102,7 +108,7 @@ def setting_error(
     the only override of ``group``; a failure no override explains names the group, or with
     ``explained_only`` is not a setting's fault (None).
     """
-    message = _first_line(err)
+    message = first_line(err)
     if isinstance(err, TypeError) and "unexpected keyword argument" in message:
         bad = message.split("argument")[-1].strip(" '")
         return ConfigError(f"{group}.{bad} does not apply to {target}; remove it")
@@ -174,7 +180,7 @@ def describe_hydra_error(err: BaseException) -> str:
         cause = cause.__cause__ or cause.__context__
     if isinstance(err, OverrideParseException):
         return (
-            f"cannot parse the override {err.override!r}: {_first_line(err)}; quote values "
+            f"cannot parse the override {err.override!r}: {first_line(err)}; quote values "
             "with special characters (see Hydra's override grammar)"
         )
     if isinstance(err, MissingConfigException) and err.options:
@@ -188,7 +194,7 @@ def describe_hydra_error(err: BaseException) -> str:
             f"{key} is not a config key; check its spelling (--cfg job lists the keys), "
             f"or add a new key with +{key}=..."
         )
-    return f"{type(err).__name__}: {_first_line(err)}"
+    return describe(err)
 
 
 def disk_full(err: BaseException, directory: Path) -> str | None:

@@ -3,7 +3,6 @@
 Read from the sweep dir (the jobs' ``results.json``), so it holds under any launcher.
 """
 
-import json
 import math
 import statistics
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import RichProgressBar
 
+from cnn_ablations.results import read_results
 from cnn_ablations.sweep import swept_levels
 
 
@@ -34,10 +34,7 @@ def sweep_progress(hydra_cfg: DictConfig, job_name: str) -> str:
     total = math.prod(len(levels) for levels in swept_levels(sweep_dir).values()) or 1
     finished, failed = [], 0
     for path in sweep_dir.glob("*/results.json"):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
+        record = read_results(path.parent) or {}
         if record.get("finished_at") and path.parent.name != job_name:
             finished.append(record["finished_at"] - record["started_at"])
             failed += record.get("status") != "ok"

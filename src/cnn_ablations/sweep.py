@@ -98,9 +98,7 @@ class Job:
     def seed(self) -> int | None:
         seed = self.results.get("seed")
         if seed is None:
-            seed = next(
-                (o.split("=", 1)[1] for o in self.overrides if override_key(o) == SEED), None
-            )
+            seed = self.level(SEED)
         return None if seed is None else int(seed)
 
     def level(self, key: str) -> str | None:

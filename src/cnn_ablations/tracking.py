@@ -14,6 +14,8 @@ from omegaconf import DictConfig
 from pytorch_lightning import loggers
 from pytorch_lightning.loggers import csv_logs
 
+from cnn_ablations.errors import describe
+
 log = logging.getLogger(__name__)
 MAX_TAG_LENGTH = 64  # W&B's limit
 
@@ -160,8 +162,7 @@ def _start_wandb(node: DictConfig, mode: str, labels: dict):
         return logger, None
     except Exception as err:  # wandb raises many types (network, auth, disk)
         finish_wandb()
-        lines = str(err).splitlines()
-        return None, f"{type(err).__name__}: {lines[0] if lines else ''}"
+        return None, describe(err)
 
 
 def finish_wandb() -> None:

@@ -25,7 +25,7 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from cnn_ablations import CONF_DIR, CONFIG_NAME, resolvers
 from cnn_ablations.build import Parts, build
-from cnn_ablations.errors import EXIT_CONFIG, describe_hydra_error, rejected_settings
+from cnn_ablations.errors import EXIT_CONFIG, describe_hydra_error, override_key, rejected_settings
 from cnn_ablations.job import TRACEBACK_ENV, recorded
 from cnn_ablations.lr_select import select_lr
 from cnn_ablations.validate import validate_config
@@ -117,7 +117,7 @@ def _rerunning_saved_config(argv: list[str]) -> bool:
     if not (args.config_dir and args.config_name):
         return False
     saved = Path(args.config_dir) / f"{args.config_name}.yaml"
-    has_hydra_settings = any(o.lstrip("+~").split("=")[0] == "hydra" for o in args.overrides)
+    has_hydra_settings = any(override_key(o) == "hydra" for o in args.overrides)
     return saved.is_file() and (saved.parent / "hydra.yaml").is_file() and not has_hydra_settings
 
 

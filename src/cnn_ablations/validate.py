@@ -11,7 +11,14 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from cnn_ablations.errors import ConfigError, check_bool, check_choice, check_int, check_number
+from cnn_ablations.errors import (
+    ConfigError,
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    describe,
+)
 
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
 MAX_SEED = 2**32 - 1  # numpy's bound
@@ -78,10 +85,9 @@ def check_checkpoint(ckpt_path: str | None, model: nn.Module) -> int | None:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         state = checkpoint["state_dict"]
     except Exception as err:  # torch.load raises whatever the bytes provoke: all mean unreadable
-        detail = str(err).splitlines()[0] if str(err) else "no details"
         raise ConfigError(
             f"ckpt_path={ckpt_path} is not a readable Lightning checkpoint "
-            f"({type(err).__name__}: {detail}); it may be truncated or another kind of file: "
+            f"({describe(err)}); it may be truncated or another kind of file: "
             "use a checkpoint a run saved (checkpoints/last.ckpt or best-*.ckpt)"
         ) from None
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}

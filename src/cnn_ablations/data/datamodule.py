@@ -128,7 +128,9 @@ class ImageDataModule(pl.LightningDataModule):
                     f"data.augment.pca_sigma={self.pca_sigma} needs RGB images; "
                     f"data.dataset={self.dataset!r} has {channels} channel(s)"
                 )
-            self.pca_eigenvalues, self.pca_eigenvectors = rgb_pca(train.float() / 255)
+            # on the uint8 pixels (chunked, no float copy of the set), then rescaled to [0, 1]
+            eigenvalues, self.pca_eigenvectors = rgb_pca(train)
+            self.pca_eigenvalues = eigenvalues / 255**2
             self.summary["data/pca_eigenvalues"] = self.pca_eigenvalues.tolist()
 
     # -- loaders -----------------------------------------------------------------------------
@@ -187,8 +189,8 @@ class ImageDataModule(pl.LightningDataModule):
         if self.pca_sigma > 0:
             x = pca_color_jitter(
                 x,
-                self.pca_eigenvalues.to(x.device),
-                self.pca_eigenvectors.to(x.device),
+                self.pca_eigenvalues,
+                self.pca_eigenvectors,
                 self.pca_sigma,
             )
         return x

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from cnn_ablations.report.stats import Analysis
+from cnn_ablations.sweep import Sweep
 
 
 @dataclass(frozen=True)
@@ -98,15 +98,16 @@ def _flat(config: dict, prefix: str = "") -> dict:
     return flat
 
 
-def level_changes(analysis: Analysis, factor: str, level: str, reference: str) -> dict:
+def level_changes(
+    configs_by_job: dict[str, dict], jobs: pd.DataFrame, factor: str, level: str, reference: str
+) -> dict:
     """Config key -> (reference value, level value) that the level changes: keys with one value
     in all of the level's jobs and another in all of the reference's (runs' dirs and seeds,
-    which vary within a level, drop out)."""
-    jobs = {job.name: job for job in analysis.sweep.ok}
+    which vary within a level, drop out). ``configs_by_job``: job name -> flat config."""
     configs: dict[str, list[dict]] = {level: [], reference: []}
-    for name, value in analysis.jobs[["job", factor]].itertuples(index=False):
+    for name, value in jobs[["job", factor]].itertuples(index=False):
         if value in configs:
-            configs[value].append(_flat(jobs[name].results.get("config") or {}))
+            configs[value].append(configs_by_job[name])
 
     def constant(rows: list[dict]) -> dict:
         if not rows:
@@ -121,12 +122,13 @@ def level_changes(analysis: Analysis, factor: str, level: str, reference: str) -
     }
 
 
-def claims_table(analysis: Analysis) -> pd.DataFrame:
+def measured_claims(sweep: Sweep, jobs: pd.DataFrame, effects: pd.DataFrame) -> pd.DataFrame:
     """One row per effect that a claim covers: the claim, its source, the measured Δ and CI
-    (points), and the verdict."""
+    (points), and the verdict. ``jobs`` and ``effects`` as in ``stats.Analysis``."""
+    configs_by_job = {job.name: _flat(job.results.get("config") or {}) for job in sweep.ok}
     rows = []
-    for effect in analysis.effects.itertuples():
-        changes = level_changes(analysis, effect.factor, effect.level, effect.reference)
+    for effect in effects.itertuples():
+        changes = level_changes(configs_by_job, jobs, effect.factor, effect.level, effect.reference)
         for claim in CLAIMS:
             if claim.key not in changes or set(changes[claim.key]) != {claim.better, claim.worse}:
                 continue

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from scipy import stats
 
+from cnn_ablations.report.claims import measured_claims
 from cnn_ablations.sweep import SEED, Sweep
 
 BASELINE = "baseline"
@@ -35,6 +36,7 @@ class Analysis:
     levels: dict[str, list[str]]  # factor -> levels, reference first
     summary: pd.DataFrame
     effects: pd.DataFrame
+    claims: pd.DataFrame  # the literature's claims the effects bear on, with verdicts
     interactions: pd.DataFrame
 
 
@@ -181,14 +183,13 @@ def effects(jobs: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataFrame:
                     "reference": reference,
                     "n": len(diffs),
                     "effect": mean,
-                    "sd": diffs.std(ddof=1) if len(diffs) > 1 else math.nan,
                     "ci_low": low,
                     "ci_high": high,
                     "half_width": (high - low) / 2,
                     "excludes_zero": bool(low > 0 or high < 0),
                 }
             )
-    columns = ["factor", "level", "reference", "n", "effect", "sd", "ci_low", "ci_high"]
+    columns = ["factor", "level", "reference", "n", "effect", "ci_low", "ci_high"]
     return pd.DataFrame(rows, columns=[*columns, "half_width", "excludes_zero"])
 
 
@@ -249,9 +250,10 @@ def design(levels: dict[str, list[str]]) -> str:
 
 
 def analyse(sweep: Sweep) -> Analysis:
-    """The summary, effects and interactions of ``sweep``'s ok jobs."""
+    """The summary, effects, claims and interactions of ``sweep``'s ok jobs."""
     jobs, curves = job_rows(sweep)
     levels = factor_levels(sweep, jobs)
+    main_effects = effects(jobs, levels)
     return Analysis(
         sweep=sweep,
         jobs=jobs,
@@ -259,6 +261,7 @@ def analyse(sweep: Sweep) -> Analysis:
         shared=shared_overrides(sweep),
         levels=levels,
         summary=summarize(jobs),
-        effects=effects(jobs, levels),
+        effects=main_effects,
+        claims=measured_claims(sweep, jobs, main_effects),
         interactions=interactions(jobs, levels),
     )

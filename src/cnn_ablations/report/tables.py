@@ -12,7 +12,6 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from cnn_ablations.report import claims
 from cnn_ablations.report.stats import Analysis
 
 
@@ -155,7 +154,7 @@ def claims_table(analysis: Analysis) -> Table:
         Column("verdict", "verdict", prose=True),
     ]
     title = "Claims: what the literature reports, and what this sweep measured"
-    return Table(title, columns, claims.claims_table(analysis))
+    return Table(title, columns, analysis.claims)
 
 
 def interactions_table(analysis: Analysis) -> Table:
