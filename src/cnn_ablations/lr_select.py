@@ -15,12 +15,10 @@ import logging
 import os
 from pathlib import Path
 
-import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
-from cnn_ablations.build import instantiate
-from cnn_ablations.module import Classifier
+from cnn_ablations.build import build
 
 log = logging.getLogger(__name__)
 
@@ -32,28 +30,22 @@ def _choice_file(identity: dict, output_dir: Path) -> Path:
     return Path(HydraConfig.get().sweep.dir) / "lr_selection" / f"{name}.json"
 
 
-def trial_fit(cfg: DictConfig, lr: float, overrides: list[str]) -> float:
-    """Best validation accuracy (percent) of a short fit at ``lr``: no logger, no checkpoints."""
+def trial_fit(cfg: DictConfig, lr: float, epochs: int, identity: dict, output_dir: Path) -> float:
+    """Best validation accuracy (percent) of a short fit at ``lr``, built as the job itself is
+    (``build``) but with no loggers, callbacks, checkpoints or bar, from the selection's seed."""
     trial = copy.deepcopy(cfg)
-    trial.seed = cfg.lr_selection.seed  # the data order follows (data.seed: ${seed})
-    trial.optimizer.lr = lr
-    trial.trainer.max_epochs = cfg.lr_selection.epochs or cfg.trainer.max_epochs
-    pl.seed_everything(trial.seed, workers=True, verbose=False)
-    datamodule = instantiate(trial.data, "data", overrides)
-    datamodule.setup()
-    model = Classifier(
-        net=instantiate(trial.model, "model", overrides),
-        optimizer=instantiate(trial.optimizer, "optimizer", overrides),
-        scheduler=(
-            instantiate(trial.scheduler, "scheduler", overrides) if trial.get("scheduler") else None
-        ),
-        num_classes=datamodule.num_classes,
-    )
-    quiet = {"enable_checkpointing": False, "enable_progress_bar": False}
-    quiet |= {"enable_model_summary": False, "logger": False, "callbacks": []}
-    trainer = instantiate(trial.trainer, "trainer", overrides, **quiet)
-    trainer.fit(model, datamodule=datamodule)
-    return 100 * float(trainer.callback_metrics["val/acc_best"])
+    with open_dict(trial):
+        trial.seed = cfg.lr_selection.seed  # the data order follows (data.seed: ${seed})
+        trial.optimizer.lr = lr
+        trial.trainer.max_epochs = epochs
+        trial.trainer.enable_checkpointing = False
+        trial.trainer.enable_progress_bar = False
+        trial.trainer.enable_model_summary = False
+        trial.logger, trial.callbacks = {}, {}
+        trial.resume, trial.ckpt_path = False, None
+    parts = build(trial, identity, output_dir)
+    parts.trainer.fit(parts.model, datamodule=parts.datamodule)
+    return 100 * float(parts.trainer.callback_metrics["val/acc_best"])
 
 
 def select_lr(cfg: DictConfig, identity: dict, output_dir: Path) -> dict:
@@ -63,17 +55,19 @@ def select_lr(cfg: DictConfig, identity: dict, output_dir: Path) -> dict:
         choice = json.loads(path.read_text())
         log.info("lr_selection: lr %g, as chosen for this condition", choice["lr"])
         return choice
+    epochs = cfg.lr_selection.epochs or cfg.trainer.max_epochs
     trials = []
     for factor in cfg.lr_selection.factors:
         lr = float(cfg.optimizer.lr) * float(factor)
-        trials.append({"lr": lr, "val/acc_best": trial_fit(cfg, lr, identity["overrides"])})
+        best_val = trial_fit(cfg, lr, epochs, identity, output_dir)
+        trials.append({"lr": lr, "val/acc_best": best_val})
         log.info("lr_selection: lr %g -> best val/acc %.2f%%", lr, trials[-1]["val/acc_best"])
     best = max(trials, key=lambda trial: trial["val/acc_best"])
     choice = {
         "lr": best["lr"],
         "trials": trials,
         "seed": cfg.lr_selection.seed,
-        "epochs": cfg.lr_selection.epochs or cfg.trainer.max_epochs,
+        "epochs": epochs,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # parallel jobs may race: same result
