@@ -22,8 +22,9 @@ from cnn_ablations.models.layers import ACTIVATIONS, POOLING
 from cnn_ablations.module import Classifier
 
 
-def paper_lrn(a: torch.Tensor, k=LRN_K, n=LRN_SIZE, alpha=LRN_ALPHA, beta=LRN_BETA):
-    """The SPEC formula with an explicit window sum per channel, in float64."""
+def paper_lrn(a: torch.Tensor, k=2.0, n=5, alpha=1e-4, beta=0.75):
+    """The SPEC formula with an explicit window sum per channel, in float64; the defaults are
+    the paper's constants (Krizhevsky et al. 2012, Sec. 3.3), written here, not imported."""
     a = a.double()
     channels = a.shape[1]
     out = torch.empty_like(a)
@@ -32,6 +33,10 @@ def paper_lrn(a: torch.Tensor, k=LRN_K, n=LRN_SIZE, alpha=LRN_ALPHA, beta=LRN_BE
         window = sum(a[:, j] ** 2 for j in range(lo, hi + 1))
         out[:, i] = a[:, i] / (k + alpha * window) ** beta
     return out
+
+
+def test_lrn_defaults_are_the_papers_constants():
+    assert (LRN_K, LRN_SIZE, LRN_ALPHA, LRN_BETA) == (2.0, 5, 1e-4, 0.75)  # AlexNet Sec. 3.3
 
 
 def model_lrns(model: nn.Module) -> list[LocalResponseNorm]:

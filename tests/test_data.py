@@ -1,12 +1,17 @@
 """Data: the bundled split, the index-slicing loader and per-batch transforms."""
 
+import functools
+
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from cnn_ablations.data import ImageDataModule
 from cnn_ablations.data.datasets import DATASETS, load_dataset
 from cnn_ablations.data.loader import EpochSampler, TensorBatchLoader
 from cnn_ablations.errors import ConfigError
+from cnn_ablations.models.lenet5 import LeNet5
+from cnn_ablations.module import Classifier
 
 
 def test_mnist5k_split_is_stratified_disjoint_and_fixed():
@@ -92,9 +97,16 @@ def test_a_sweep_loads_each_dataset_once_and_never_writes_into_it(tmp_path):
     splits = load_dataset("mnist5k", "data")
     assert load_dataset("mnist5k", "data") is splits
     before = splits.train.images.clone()
-    data = ImageDataModule("mnist5k", augment={"crop_padding": 2})
+    data = ImageDataModule("mnist5k", augment={"crop_padding": 2, "hflip": True})
     data.setup()
     assert data.splits is splits
-    for x, y in data.train_dataloader():
-        data.on_after_batch_transfer((x, y), 0)  # normalises the batch in place
+    # a real fit: batches are cropped, flipped and normalised in place on their way in
+    model = Classifier(net=LeNet5(), optimizer=functools.partial(torch.optim.SGD, lr=0.1))
+    quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
+    trainer = pl.Trainer(
+        max_epochs=1, limit_val_batches=1, enable_model_summary=False, default_root_dir=tmp_path,
+        **quiet,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=data)
+    assert trainer.global_step == len(data.train_dataloader())
     assert torch.equal(splits.train.images, before)

@@ -287,7 +287,7 @@ def test_every_switch_value_builds_and_learns(key, value):
     check_learns(**switch_kwargs(key, value))
 
 
-@pytest.mark.parametrize("key", ["activation", "pool", "head", "c3", "init"])
+@pytest.mark.parametrize("key", ["activation", "pool", "head", "c3", "init", "rbf_codes"])
 def test_each_choice_of_an_axis_computes_a_different_function(key):
     """Built from the same seed, the values of an axis give different outputs on one input: a
     choice that were ignored (e.g. every pool giving max pooling) would fail here. (tanh units:

@@ -12,7 +12,7 @@ from tests.conftest import CONF_DIR, TINY, compose_cfg, run_cli, run_dirs
 from tests.wandb_records import run_record
 
 from cnn_ablations.results import write_results
-from cnn_ablations.sweep import load_sweep
+from cnn_ablations.sweep import load_sweep, swept_levels
 
 
 def test_2x2_multirun_gives_4_jobs_each_with_outputs_and_its_own_wandb_run(cli, tmp_path):
@@ -98,9 +98,20 @@ def test_every_sweep_file_lists_its_jobs_and_each_job_builds(sweep, count, varyi
             assert net(torch.zeros(2, cfg.model.in_channels, size, size)).shape == (2, 10)
 
 
-def test_sweep_seeds_can_be_overridden_from_the_shell():
-    jobs = sweep_jobs("lenet_ablation", ["seed=0,1,2,3,4"])
-    assert len(jobs) == 45
+def test_sweep_seeds_can_be_overridden_from_the_shell(tmp_path):
+    """The command line's ``seed=0,...,4`` wins over the sweep file's seeds, for Hydra's sweeper
+    (the jobs it expands) and for our reader of the sweep dir (``swept_levels``)."""
+    cfg = compose_cfg(["sweep=lenet_ablation"], hydra_cfg=True)
+    assert cfg.hydra.sweeper.params.seed == "0,1,2,3"
+    task = ["sweep=lenet_ablation", "seed=0,1,2,3,4"]
+    parsed = OverridesParser.create().parse_overrides(
+        [*task, *(f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items() if k != "seed")]
+    )
+    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    assert len(jobs) == 9 * 5
+    multirun = {"hydra": {"overrides": {"task": task}, "sweeper": dict(cfg.hydra.sweeper)}}
+    OmegaConf.save(OmegaConf.create(multirun), tmp_path / "multirun.yaml")
+    assert swept_levels(tmp_path)["seed"] == ["0", "1", "2", "3", "4"]
 
 
 def leaves(cfg) -> dict:
@@ -147,8 +158,8 @@ def test_joblib_runs_the_jobs_and_a_failing_job_does_not_stop_the_sweep(tmp_path
     assert "FAILED model.dropout=1.5" in result.stderr + result.stdout
     summary = json.loads(next(tmp_path.glob("outputs/sweeps/*/*/sweep_summary.json")).read_text())
     assert summary["failed"] == 1
-    # the jobs went to joblib's loky workers (whether two of them overlap in time depends on
-    # how fast the second worker imports torch on a 2-core machine: not asserted)
+    # the sweep was launched by the joblib launcher with 2 jobs (whether two of them overlap in
+    # time depends on how fast the second worker imports torch on 2 cores: not asserted)
     multirun = next(tmp_path.glob("outputs/sweeps/*/*/multirun.yaml"))
     launcher = OmegaConf.load(multirun).hydra.launcher
     assert launcher._target_.endswith("JoblibLauncher") and launcher.n_jobs == 2
