@@ -1,5 +1,6 @@
 """Every command the README and docs/ show in a ```bash block parses: training commands compose
-(Hydra's `--cfg job`, each level of a sweep in turn), make targets exist, the other CLIs accept
+(Hydra's `--cfg job`, each level of a sweep in turn), make targets exist and the ARGS of those
+that run a CLI parse, the other CLIs accept
 their arguments. A command that no longer matches the code fails here."""
 
 import re
@@ -19,6 +20,13 @@ CLI_PARSERS = {
     "cnn_ablations.report": report_parser,
     "cnn_ablations.dashboard": dashboard.build_parser,
     "cnn_ablations.sync": sync.build_parser,
+}
+
+MAKE_CLIS = {  # make target -> (the CLI it runs, the arguments the Makefile adds)
+    "report": ("cnn_ablations.report", []),
+    "sync": ("cnn_ablations.sync", []),
+    "dashboard": ("cnn_ablations.dashboard", []),
+    "publish": ("cnn_ablations.dashboard", ["--publish"]),
 }
 
 
@@ -94,6 +102,10 @@ def test_documented_command_parses(argv, cli):
         return
     if argv[0] == "make":
         assert argv[1] in MAKE_TARGETS, argv
+        if argv[1] in MAKE_CLIS:  # the target runs a CLI: its ARGS must parse
+            module, fixed = MAKE_CLIS[argv[1]]
+            variables = dict(a.split("=", 1) for a in argv[2:] if "=" in a)
+            CLI_PARSERS[module]().parse_args([*fixed, *shlex.split(variables.get("ARGS", ""))])
         return
     if argv[0] in ("python", "cnn-report"):
         module = "cnn_ablations.report" if argv[0] == "cnn-report" else argv[2]

@@ -82,7 +82,7 @@ class Classifier(pl.LightningModule):
             _destroy_process_group_at_exit()
 
     def on_fit_start(self) -> None:
-        # Two process-wide settings that cost time on every CPU step (README "Performance"):
+        # Two process-wide settings that cost time on every CPU step (docs/performance.md):
         # 1. trainer.deterministic=true also makes torch fill every new tensor with NaN, a
         #    debugging aid for ops that read uninitialised memory (none here): ~3% of a LeNet-5
         #    step. Same seed, same numbers still holds (tests/test_robustness.py checks it).
@@ -121,7 +121,7 @@ class Classifier(pl.LightningModule):
             )
         # Per step only accumulate on the device; train/loss and train/acc are logged once per
         # epoch. By hand, not with torchmetrics: its update() costs 0.1-0.3 ms per step on the
-        # CPU (~3% of a LeNet-5 step), and a `self.log` per step ~1 ms (README "Performance").
+        # CPU (~3% of a LeNet-5 step), and a `self.log` per step ~1 ms (docs/performance.md).
         if self._train_sums is None:
             self._train_sums = torch.zeros(2, device=loss.device)
         self._train_sums[0].add_(loss.detach() * len(y))

@@ -199,7 +199,7 @@ class ImageDataModule(pl.LightningDataModule):
         """Map [0, 1] float pixels to the model's input scale (``data.normalization``), in place.
 
         In place because every batch is a fresh tensor here: a new (N, C, H, W) float tensor per
-        step costs page faults on the CPU (README "Performance").
+        step costs page faults on the CPU (docs/performance.md).
         """
         scale, shift = self._affine
         if scale.device != x.device:

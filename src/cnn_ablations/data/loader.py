@@ -1,7 +1,7 @@
 """Batches by index slicing over in-memory tensors: no Dataset, no per-sample Python, no workers.
 
 A LeNet-5 step on 64 MNIST digits costs about a millisecond, so a per-sample ``Dataset`` +
-``DataLoader`` (collate, PIL, worker IPC) would dominate the epoch; see README "Performance".
+``DataLoader`` (collate, PIL, worker IPC) would dominate the epoch; see docs/performance.md.
 torch's DataLoader offers no batch-slicing path over whole tensors, hence this small loader.
 """
 
@@ -86,5 +86,5 @@ class TensorBatchLoader:
         order = self.sampler.indices().to(self.images.device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[start : start + self.batch_size]
-            # index_select, not images[idx]: ~10x faster for uint8 on the CPU (README Performance)
+            # index_select, not images[idx]: ~10x faster for uint8 on the CPU (docs/performance.md)
             yield self.images.index_select(0, idx), self.labels.index_select(0, idx)
