@@ -1,7 +1,7 @@
 """Every command the README and docs/ show in a ```bash block parses: training commands compose
 (Hydra's `--cfg job`, each level of a sweep in turn), make targets exist and the ARGS of those
-that run a CLI parse, the other CLIs accept
-their arguments. A command that no longer matches the code fails here."""
+that run a CLI parse, the other CLIs accept their arguments. A command that no longer matches
+the code fails here."""
 
 import re
 import shlex
