@@ -18,7 +18,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressB
 from pytorch_lightning.loggers import csv_logs
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from cnn_ablations.errors import ConfigError, first_line, rejected_settings, setting_error
+from cnn_ablations.errors import ConfigError, first_line, rejected_settings
 from cnn_ablations.module import Classifier
 from cnn_ablations.progress import JobProgressBar
 from cnn_ablations.tracking import CSVLogger, attach_wandb, make_loggers
@@ -54,14 +54,11 @@ def instantiate(node: DictConfig, group: str, overrides: list[str], **kwargs):
     try:
         return hydra.utils.instantiate(node, **kwargs)
     except InstantiationException as err:
-        cause = err.__cause__
-        if isinstance(cause, ConfigError):
-            raise cause from None
-        if isinstance(cause, LIBRARY_ERRORS):
-            raise setting_error(cause, group, target, overrides) from None
+        cause = err.__cause__  # what the target raised; Hydra wraps it
         if cause is None or isinstance(cause, ImportError):  # a _target_ that does not exist
             raise ConfigError(f"{group}._target_: {first_line(err)}") from None
-        raise cause from err
+        with rejected_settings(group, target, overrides, kinds=LIBRARY_ERRORS):
+            raise cause from None
 
 
 def build(cfg: DictConfig, identity: dict, output_dir: Path) -> Parts:

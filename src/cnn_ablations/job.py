@@ -32,7 +32,7 @@ from cnn_ablations.errors import (
 )
 from cnn_ablations.progress import sweep_progress
 from cnn_ablations.results import read_results, write_results
-from cnn_ablations.sweep import NOT_A_FACTOR, SEED, swept_overrides
+from cnn_ablations.sweep import SEED, swept_overrides, task_overrides
 from cnn_ablations.tracking import finish_wandb
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def job_identity(cfg: DictConfig) -> dict:
     ``variant`` is the option of the ``variant`` config group, if one was chosen.
     """
     hydra_cfg = HydraConfig.get()
-    overrides = [o for o in hydra_cfg.overrides.task if override_key(o) not in NOT_A_FACTOR]
+    overrides = task_overrides(hydra_cfg)
     swept = swept_overrides(hydra_cfg)
     condition = ",".join(o for o in swept if override_key(o) != SEED)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN

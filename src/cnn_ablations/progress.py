@@ -59,7 +59,7 @@ class JobProgressBar(RichProgressBar):
     100/s and the requests are throttled here.
     """
 
-    def __init__(self, redraws_per_second: float = 4, **kwargs):
+    def __init__(self, redraws_per_second: float, **kwargs):
         super().__init__(**kwargs)
         self.min_interval = 1 / redraws_per_second
         self.last_redraw = 0.0

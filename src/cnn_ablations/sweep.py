@@ -50,12 +50,17 @@ def swept_levels(sweep_dir: Path) -> dict[str, list[str]]:
     return levels
 
 
+def task_overrides(hydra_cfg: DictConfig) -> list[str]:
+    """This job's command-line overrides, less those that pick how a sweep runs."""
+    return [o for o in hydra_cfg.overrides.task if override_key(o) not in NOT_A_FACTOR]
+
+
 def swept_overrides(hydra_cfg: DictConfig) -> list[str]:
     """This job's overrides of the keys its sweep varies; outside a multirun, all its overrides.
 
     Read from the sweep's ``multirun.yaml``, so it works in launcher worker processes too.
     """
-    task = [o for o in hydra_cfg.overrides.task if override_key(o) not in NOT_A_FACTOR]
+    task = task_overrides(hydra_cfg)
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return task
     swept = swept_levels(Path(hydra_cfg.sweep.dir))

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from cnn_ablations.errors import ConfigError, check_bool, check_fraction, check_int
-from cnn_ablations.models.layers import make_activation, make_pool
+from cnn_ablations.errors import ConfigError, check_bool, check_choice, check_fraction, check_int
+from cnn_ablations.models.layers import ACTIVATIONS, make_activation, make_pool
 
 # AlexNet's LRN constants (paper section 3.3).
 LRN_K = 2.0
@@ -133,7 +133,7 @@ class AlexNetLite(nn.Module):
         for key, value in (("lrn", lrn), ("overlap_pool", overlap_pool), ("batchnorm", batchnorm)):
             check_bool(f"model.{key}", value)
         check_fraction("model.dropout", dropout)
-        make_activation(activation)  # validates the name before any layer is built
+        check_choice("model.activation", activation, ACTIVATIONS)  # before any layer is built
 
         def conv(c_in: int, c_out: int, kernel: int, normalise: bool = False) -> list[nn.Module]:
             """conv → [BN] → activation → [LRN]"""
