@@ -104,6 +104,18 @@ class Table:
         return table
 
 
+# the columns the effects, claims and interactions tables share
+CONTRAST_COLUMNS = [
+    Column("factor", "factor", code=True),
+    Column("level", "level", code=True),
+    Column("vs", "reference", code=True),
+]
+CI_COLUMNS = [
+    Column("95% CI low", "ci_low", number(2, sign=True)),
+    Column("95% CI high", "ci_high", number(2, sign=True)),
+]
+
+
 def summary_table(analysis: Analysis) -> Table:
     columns = [
         Column("condition", "condition", code=True),
@@ -126,13 +138,10 @@ def summary_table(analysis: Analysis) -> Table:
 
 def effects_table(analysis: Analysis) -> Table:
     columns = [
-        Column("factor", "factor", code=True),
-        Column("level", "level", code=True),
-        Column("vs", "reference", code=True),
+        *CONTRAST_COLUMNS,
         Column("n seeds", "n", count),
         Column("Δ test acc (points)", "effect", number(2, sign=True)),
-        Column("95% CI low", "ci_low", number(2, sign=True)),
-        Column("95% CI high", "ci_high", number(2, sign=True)),
+        *CI_COLUMNS,
         Column("± (smallest effect resolved)", "half_width", number(2)),
         Column("CI excludes 0", "excludes_zero", yes_no),
     ]
@@ -144,13 +153,10 @@ def claims_table(analysis: Analysis) -> Table:
     columns = [
         Column("the literature", "claim", prose=True),
         Column("source", "source", prose=True),
-        Column("factor", "factor", code=True),
-        Column("level", "level", code=True),
-        Column("vs", "reference", code=True),
+        *CONTRAST_COLUMNS,
         Column("expected", "expected", prose=True),
         Column("Δ (points)", "effect", number(2, sign=True)),
-        Column("95% CI low", "ci_low", number(2, sign=True)),
-        Column("95% CI high", "ci_high", number(2, sign=True)),
+        *CI_COLUMNS,
         Column("verdict", "verdict", prose=True),
     ]
     title = "Claims: what the literature reports, and what this sweep measured"
@@ -164,8 +170,7 @@ def interactions_table(analysis: Analysis) -> Table:
         Column("factor B", "factor_b", code=True),
         Column("level B", "level_b", code=True),
         Column("interaction (points)", "interaction", number(2, sign=True)),
-        Column("95% CI low", "ci_low", number(2, sign=True)),
-        Column("95% CI high", "ci_high", number(2, sign=True)),
+        *CI_COLUMNS,
         Column("p (F-test)", "p_value", number(4)),
         Column("CI excludes 0", "excludes_zero", yes_no),
     ]
