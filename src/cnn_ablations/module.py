@@ -2,12 +2,15 @@
 
 import atexit
 import functools
+import math
 import os
+import time
 from collections.abc import Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.callbacks import EarlyStopping
 from torch import nn
 from torchmetrics import MaxMetric
 from torchmetrics.classification import MulticlassAccuracy
@@ -40,7 +43,9 @@ class Classifier(pl.LightningModule):
 
     Logs ``train/loss``, ``train/acc`` (per epoch), ``val/loss``, ``val/acc``, ``val/acc_best``,
     ``test/loss``, ``test/acc`` (accumulated on the device; no per-step host sync) and the
-    trainable parameter count ``model/params``.
+    trainable parameter count ``model/params``. When a fit ends its facts join
+    ``trainer.callback_metrics``: ``fit/epochs``, ``fit/best_epoch``, ``fit/sec_per_epoch`` and
+    ``fit/early_stopped``.
     """
 
     def __init__(
@@ -67,6 +72,8 @@ class Classifier(pl.LightningModule):
         self._train_sums: torch.Tensor | None = None
         self._train_samples = 0
         self._nvml_cuda_check: str | None = None  # see on_fit_start
+        self.best_epoch = 0  # 1-based epoch of the best val/acc so far (kept in checkpoints)
+        self._fit_started: tuple[float, int] | None = None  # (clock, epoch) when this fit began
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -100,6 +107,7 @@ class Classifier(pl.LightningModule):
             self._nvml_cuda_check = None
 
     def on_train_start(self) -> None:
+        self._fit_started = (time.perf_counter(), self.current_epoch)
         if self.global_step > 0:  # resumed: logged by the run that started it
             return
         for logger in self.loggers:
@@ -146,8 +154,31 @@ class Classifier(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
-        self.val_acc_best(self.val_acc.compute())
+        accuracy = self.val_acc.compute()
+        if accuracy > self.val_acc_best.max_value:  # strictly better, as ModelCheckpoint keeps
+            self.best_epoch = self.current_epoch + 1
+        self.val_acc_best(accuracy)
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
+
+    def on_train_end(self) -> None:
+        # Into callback_metrics, not attributes: under ddp_spawn the fit runs in worker processes
+        # and Lightning carries only callback_metrics back to the main one (its launcher updates
+        # the same dict), so the main process's trainer.current_epoch would read 0 there.
+        started_at, first_epoch = self._fit_started or (time.perf_counter(), self.current_epoch)
+        epochs_this_fit = self.current_epoch - first_epoch
+        seconds = time.perf_counter() - started_at
+        stopped = any(
+            isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in self.trainer.callbacks
+        )
+        facts = {
+            "fit/epochs": self.current_epoch,
+            "fit/best_epoch": self.best_epoch,
+            "fit/sec_per_epoch": seconds / epochs_this_fit if epochs_this_fit else math.nan,
+            "fit/early_stopped": float(stopped),
+        }
+        self.trainer.callback_metrics.update(
+            {key: torch.tensor(float(value)) for key, value in facts.items()}
+        )
 
     def test_step(self, batch, batch_idx: int) -> None:
         self._eval_step(batch, "test", self.test_acc)
@@ -167,8 +198,10 @@ class Classifier(pl.LightningModule):
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
+        checkpoint["best_epoch"] = self.best_epoch
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.best_epoch = checkpoint.get("best_epoch", 0)
         states = checkpoint.get("rng_states")
         if states is None:
             return

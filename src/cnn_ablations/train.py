@@ -8,10 +8,10 @@ multirun goes on past failed jobs and exits 1 at the end if any failed.
 
 import atexit
 import logging
+import math
 import os
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -57,13 +57,8 @@ def fit_and_test(cfg: DictConfig, parts: Parts, overrides: list[str]) -> dict:
         "trainer", "Trainer", overrides, (MisconfigurationException,), explained_only=(ValueError,)
     ):
         if cfg.train:
-            start = time.perf_counter()
             trainer.fit(model, datamodule=data, ckpt_path=parts.ckpt_path)
-            fit_seconds = time.perf_counter() - start
-            metrics.update(_scalars(trainer.callback_metrics))
-            metrics["epochs"] = trainer.current_epoch
-            resumed_epochs = (parts.resumed_step or 0) // max(trainer.num_training_batches, 1)
-            metrics["sec_per_epoch"] = fit_seconds / max(trainer.current_epoch - resumed_epochs, 1)
+            metrics.update(fit_facts(trainer))
         checkpoint = trainer.checkpoint_callback
         best = checkpoint.best_model_path if checkpoint else ""
         metrics["best_checkpoint"] = best or None
@@ -79,6 +74,30 @@ def fit_and_test(cfg: DictConfig, parts: Parts, overrides: list[str]) -> dict:
 
 def _scalars(metrics: dict, prefix: str = "") -> dict:
     return {k: float(v) for k, v in metrics.items() if k.startswith(prefix) and v.numel() == 1}
+
+
+def fit_facts(trainer) -> dict:
+    """The fit's final metrics and its facts, as ``Classifier.on_train_end`` left them in
+    ``trainer.callback_metrics`` (which, unlike the trainer's own state, returns from ddp_spawn
+    workers): epochs trained, the 1-based best epoch, this fit's seconds per epoch, and what
+    stopped it: ``patience`` (early stopping), ``cap`` (``trainer.max_epochs``) or ``limit``
+    (``max_time``, ``max_steps``, a debug flag)."""
+    scalars = _scalars(trainer.callback_metrics)
+    facts = {k: v for k, v in scalars.items() if k.startswith("fit/")}
+    found = {k: v for k, v in scalars.items() if k not in facts}
+    epochs = int(facts.get("fit/epochs", 0))
+    seconds = facts.get("fit/sec_per_epoch", math.nan)  # NaN: no epoch ran in this fit
+    stopped_by = "limit"
+    if facts.get("fit/early_stopped"):
+        stopped_by = "patience"
+    elif trainer.max_epochs is not None and epochs >= trainer.max_epochs:
+        stopped_by = "cap"
+    return found | {
+        "epochs": epochs,
+        "best_epoch": int(facts.get("fit/best_epoch", 0)),
+        "sec_per_epoch": None if math.isnan(seconds) else seconds,
+        "stopped_by": stopped_by,
+    }
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=CONFIG_NAME)
