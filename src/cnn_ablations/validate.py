@@ -25,11 +25,29 @@ MAX_SEED = 2**32 - 1  # numpy's bound
 LIGHTNING_CKPT_VALUES = ("last", "best", "hpc", "registry")
 
 
+def check_budget(cfg: DictConfig) -> None:
+    """``budget=converged``: a patience and min_delta that make sense, and a cap (the trainer's
+    max_epochs) that leaves early stopping room to act."""
+    stopping = (cfg.get("callbacks") or {}).get("early_stopping")
+    if stopping is None:
+        return
+    check_int("callbacks.early_stopping.patience", stopping.get("patience"))
+    check_number("callbacks.early_stopping.min_delta", stopping.get("min_delta"), minimum=0)
+    cap = cfg.trainer.max_epochs
+    if cap <= stopping.patience:
+        raise ConfigError(
+            f"trainer.max_epochs={cap} is the cap of budget=converged, but early stopping waits "
+            f"{stopping.patience} epochs without improvement: it can never act; raise "
+            "trainer.max_epochs (e.g. trainer.max_epochs=30)"
+        )
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for settings no component checks: seed, epochs, lr, GPU."""
     if cfg.seed is not None:
         check_int("seed", cfg.seed, minimum=0, maximum=MAX_SEED)
     check_int("trainer.max_epochs", cfg.trainer.get("max_epochs"))
+    check_budget(cfg)
     for key in ("lr", "momentum", "weight_decay"):
         if key in cfg.optimizer:
             bound = {"above": 0} if key == "lr" else {"minimum": 0}
