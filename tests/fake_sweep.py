@@ -71,6 +71,7 @@ def write_job(
             "seed": seed,
             "paths": {"output_dir": str(job_dir)},
             "optimizer": {"lr": 0.001},
+            "trainer": {"max_epochs": EPOCHS},
             "logger": {"wandb": {"project": "cnn-ablations", "entity": None}},
         },
     }

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnn_ablations.errors import ConfigError, describe, first_line
-from cnn_ablations.report.document import answer
+from cnn_ablations.report.document import answer, question
 from cnn_ablations.report.stats import CURVE_METRICS, analyse, design
 from cnn_ablations.report.tables import claims_table, effects_table
 from cnn_ablations.sweep import Sweep, find_sweeps, latest_sweep, load_sweep
@@ -168,12 +168,14 @@ def build_report(sweep: Sweep, target: Target, resolve_projects: bool = False):
         return wr.Runset(name=name, filters=run_filters(target), groupby=grouping, **home)
 
     intro = [
+        f"**{question(analysis)}**",
         f"**{the_answer}**",
         f"Design: {design(analysis.levels)}." if analysis.levels else "",
         f"Sweep dir `{sweep.path}`; W&B group `{target.group}`; {len(sweep.ok)} jobs ok, "
         f"{len(sweep.failed)} failed. Effects are paired by seed (Δ = level − reference on the "
-        "same seed, 95% t-interval); the offline report (`report/report.md`) has the summary "
-        "table and figures.",
+        "same seed, 95% t-interval); *settled at this budget* is the budget check (the effect on "
+        "validation accuracy at half of the epochs vs at the end); the offline report "
+        "(`report/report.md`) has the summary table and figures.",
     ]
     blocks = [wr.MarkdownBlock(text="\n\n".join(line for line in intro if line))]
     if analysis.levels:

@@ -198,12 +198,18 @@ def latest_sweep(root: Path | None = None) -> Path:
 
 
 class DataCheck(Callback):
-    """Hydra callback: a sweep whose dataset cannot be loaded stops before any job, with the
-    loader's one line (e.g. Fashion-MNIST not installed and no network), never mid-sweep. The
-    dataset stays loaded for the jobs of this process."""
+    """Hydra callback: logs the study's budget (and its ``note``) as its first line; a sweep
+    whose dataset cannot be loaded stops before any job, with the loader's one line (e.g.
+    Fashion-MNIST not installed and no network), never mid-sweep. The dataset stays loaded for
+    the jobs of this process."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from cnn_ablations.budget import budget_of
         from cnn_ablations.data.datasets import load_dataset
+
+        # the study's first line: the question it answers, and where to find the other one
+        note = f"; {config.note}" if config.get("note") else ""
+        log.info("%s: %s%s", config.name, budget_of(config).sentence, note)
 
         try:
             load_dataset(config.data.dataset, config.data.root)

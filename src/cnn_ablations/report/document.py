@@ -40,10 +40,24 @@ def answer(analysis: Analysis) -> str:
     )
 
 
+def question(analysis: Analysis) -> str:
+    """The question the study answers: its budget, or that its jobs' budgets differ."""
+    if analysis.budget is None:
+        return "Budget: the jobs trained for different budgets; the effects mix them."
+    return f"Budget: {analysis.budget.sentence}."
+
+
+def still_improving(analysis: Analysis) -> list[str]:
+    """The jobs that hit the epoch cap while still improving (converged studies)."""
+    jobs = analysis.jobs
+    return list(jobs.loc[jobs["still_improving"], "job"])
+
+
 def render_markdown(analysis: Analysis, figures: list[str]) -> str:
     """The text of report.md (figures and CSVs linked by relative path)."""
     sweep = analysis.sweep
     lines = [f"# Ablation report: {sweep.name} ({sweep.path.name})", ""]
+    lines += [f"**{question(analysis)}**", ""]
     if "effects.png" in figures:
         lines += ["![Effects on test accuracy, 95% CI](effects.png)", ""]
     lines += [
@@ -57,6 +71,13 @@ def render_markdown(analysis: Analysis, figures: list[str]) -> str:
     if analysis.shared:
         shared = ", ".join(f"`{o}`" for o in analysis.shared)
         lines.append(f"- Overrides shared by all jobs (left out of condition labels): {shared}")
+    capped = still_improving(analysis)
+    if capped:
+        names = ", ".join(f"`{name}`" for name in capped)
+        lines.append(
+            f"- **{len(capped)} jobs hit the epoch cap while still improving** (best epoch within "
+            f"the patience of the end; raise trainer.max_epochs): {names}"
+        )
     lines += [
         "",
         "## Effects on test accuracy",
@@ -69,7 +90,11 @@ def render_markdown(analysis: Analysis, figures: list[str]) -> str:
             "seeds, 95% CI = Δ ± t(0.975, n−1)·sd(d_s)/√n (paired by seed, t-based). Its "
             "half-width is the smallest effect this many seeds resolves. Reference level: "
             f"`{BASELINE}` if present, else the first value the sweep lists in multirun.yaml, "
-            "else the first in sorted order. **yes** = the interval excludes 0. Data: "
+            "else the first in sorted order. **yes** = the interval excludes 0. *Budget check*: "
+            "the same paired effect on the best validation accuracy at half of each job's "
+            "epochs and at its end; an effect whose sign flips between the two, or that moves by "
+            "more than its interval's half-width, is **not settled at this budget** (hollow "
+            "diamond in the figure): more training could change it. Data: "
             "[effects.csv](effects.csv).",
             "",
             effects_table(analysis).to_markdown(),
@@ -82,9 +107,12 @@ def render_markdown(analysis: Analysis, figures: list[str]) -> str:
             "",
             "## What the literature reports",
             "",
-            "Each claim set against this sweep's effect: *agrees* when the 95% interval excludes "
-            "0 on the claimed side, *contradicts* when it excludes 0 on the other side, "
-            "*inconclusive at this n* otherwise. Data: [claims.csv](claims.csv).",
+            "Each claim is about converged training or about the speed of learning (*about*); "
+            "this study judges only the claims of its own budget, the others read *not tested "
+            "at this budget*. Each judged claim set against this sweep's effect: *agrees* when "
+            "the 95% interval excludes 0 on the claimed side, *contradicts* when it excludes 0 "
+            "on the other side, *inconclusive at this n* otherwise. Data: "
+            "[claims.csv](claims.csv).",
             "",
             claims.to_markdown(),
         ]
@@ -105,10 +133,11 @@ def render_markdown(analysis: Analysis, figures: list[str]) -> str:
         "## Summary",
         "",
         "One row per condition, best mean test accuracy first; mean and sample std (ddof=1) over "
-        "seeds, blank std for n = 1. *Epochs to 99% of best val*: the first epoch whose "
-        "validation accuracy reaches 99% of the job's best, a convergence figure to read next "
-        "to the final accuracy (a fixed budget conflates learning slower with ending worse). "
-        "Data: [summary.csv](summary.csv).",
+        "seeds, blank std for n = 1. At convergence: epochs trained, the best epoch (the "
+        "checkpoint tested), how many jobs early stopping ended, and how many hit the cap "
+        "still improving. At a fixed budget (learning speed): validation accuracy after "
+        "epoch 1 and at the end, and the epochs to reach 95% of the baseline's best "
+        "validation accuracy. Data: [summary.csv](summary.csv).",
         "",
         summary_table(analysis).to_markdown(),
         "",
@@ -143,11 +172,14 @@ def write_report(analysis: Analysis) -> Path:
 
 def print_report(analysis: Analysis, console: Console) -> None:
     """The summary, effects, claims and interactions tables, the answer, the failed jobs."""
+    console.print(f"[bold]{escape(question(analysis))}[/bold]")
     tables = [summary_table, effects_table, claims_table, interactions_table]
     for table in (make(analysis) for make in tables):
         if not table.data.empty:
             console.print(table.to_rich(console.width))
     console.print(f"[bold]{escape(answer(analysis))}[/bold]")
+    for name in still_improving(analysis):
+        console.print(f"[yellow]at the cap, still improving[/yellow] {escape(name)}")
     for job in analysis.sweep.failed:
         console.print(f"[red]failed[/red] {escape(job.name)}: {escape(str(job.error))}")
 

@@ -8,6 +8,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from cnn_ablations.budget import unsettled
 from cnn_ablations.report.stats import Analysis
 
 DPI = 120
@@ -83,7 +84,8 @@ def plot_test_acc(analysis: Analysis, title: str, path: Path) -> None:
 
 def plot_effects(analysis: Analysis, title: str, path: Path) -> None:
     """Forest plot: each level's Δ test accuracy vs its reference with its 95% CI, one row per
-    level, grouped by factor, and a zero line. Filled: the interval excludes 0."""
+    level, grouped by factor, and a zero line. Filled: the interval excludes 0; a hollow
+    diamond and "(not settled)": the budget check finds the effect still moving."""
     effects = analysis.effects
     fig = Figure(figsize=(9, 1.6 + 0.42 * max(len(effects), 1)), dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
@@ -93,9 +95,12 @@ def plot_effects(analysis: Analysis, title: str, path: Path) -> None:
             color = "tab:blue" if row.excludes_zero else "tab:gray"
             if pd.notna(row.ci_low):
                 ax.plot([row.ci_low, row.ci_high], [y, y], color=color, lw=2)
-            face = color if row.excludes_zero else "white"
-            ax.plot(row.effect, y, "o", color=color, markerfacecolor=face, ms=7)
-            labels.append(f"{factor}: {row.level} vs {row.reference}")
+            moving = unsettled(row.settled)
+            face = "white" if moving or not row.excludes_zero else color
+            marker = "D" if moving else "o"
+            ax.plot(row.effect, y, marker, color=color, markerfacecolor=face, ms=7)
+            note = " (not settled)" if moving else ""
+            labels.append(f"{factor}: {row.level} vs {row.reference}{note}")
             positions.append(y)
             y += 1
         y += 0.5  # a gap between factors
@@ -106,7 +111,7 @@ def plot_effects(analysis: Analysis, title: str, path: Path) -> None:
     ax.invert_yaxis()
     ax.set(
         xlabel="Δ test accuracy, points (95% CI, paired by seed; filled: excludes 0)",
-        title=title,
+        title=f"{title}\n{analysis.budget.sentence if analysis.budget else 'mixed budgets'}",
     )
     ax.grid(axis="x", alpha=0.3)
     fig.savefig(path)

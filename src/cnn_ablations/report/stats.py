@@ -1,5 +1,5 @@
-"""What a sweep's report computes: one row per job, the summary per condition, paired effects,
-and for factorial sweeps two-way interactions.
+"""What a sweep's report computes: the study's budget, one row per job, the summary per
+condition, paired effects with their budget check, and for factorial sweeps two-way interactions.
 
 A *condition* is a job's levels of the sweep's factors (``variant=sigmoid``, or
 ``model.activation=relu,model.pool=max``); its seeds are replicates. Accuracies and effects are
@@ -12,9 +12,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
+from cnn_ablations.budget import CONVERGED, Budget, budget_of
 from cnn_ablations.report.claims import measured_claims
 from cnn_ablations.sweep import SEED, Sweep
 
@@ -22,7 +24,11 @@ BASELINE = "baseline"
 UNSET = "(default)"  # the level of a factor in a job that does not override it
 METRICS = ["test/acc", "val/acc_best", "train/loss", "epochs", "params", "sec_per_epoch"]
 CURVE_METRICS = ["val/acc", "train/loss"]
-CONVERGED = 0.99  # "converged": the first epoch whose val/acc reaches this fraction of its best
+# per job, from its curve (percent): val/acc at epoch 1 and at the last epoch; the best val/acc at
+# half of its epochs and at the end
+JOB_CURVE_FIGURES = ["val_acc_epoch1", "val_acc_final", "val_mid", "val_end"]
+METRIC_AT_BUDGET = ["test/acc", "val_mid", "val_end"]  # the effects' metric, the budget check's
+REACHED = 0.95  # learning speed: epochs to reach this fraction of the baseline's best val/acc
 
 
 @dataclass
@@ -30,6 +36,7 @@ class Analysis:
     """Everything the report shows, computed from one sweep."""
 
     sweep: Sweep
+    budget: Budget | None  # None: the jobs trained for different budgets
     jobs: pd.DataFrame  # one row per ok job: condition, seed, one column per factor, metrics
     curves: pd.DataFrame  # per epoch and ok job: condition, seed, epoch, val/acc, train/loss
     shared: list[str]  # overrides every ok job was given (left out of condition labels)
@@ -38,6 +45,12 @@ class Analysis:
     effects: pd.DataFrame
     claims: pd.DataFrame  # the literature's claims the effects bear on, with verdicts
     interactions: pd.DataFrame
+
+
+def study_budget(sweep: Sweep) -> Budget | None:
+    """The one budget every ok job trained for; None if they differ or there are none."""
+    budgets = {budget_of(job.results.get("config") or {}) for job in sweep.ok}
+    return budgets.pop() if len(budgets) == 1 else None
 
 
 # --- per job -----------------------------------------------------------------------------------
@@ -52,17 +65,22 @@ def epoch_curves(csv_path: Path) -> pd.DataFrame:
     return curves.reset_index()
 
 
-def epochs_to_converge(val_acc: pd.Series) -> float:
-    """The first epoch (counted from 1) whose val/acc reaches CONVERGED x its best."""
-    values = val_acc.dropna().reset_index(drop=True)
-    if values.empty:
-        return math.nan
-    return float((values >= CONVERGED * values.max()).idxmax() + 1)
+def running_best(val_acc: pd.Series, epoch: int) -> float:
+    """The best val/acc of the first ``epoch`` epochs (counted from 1): what a checkpoint kept at
+    that budget would score."""
+    values = val_acc.iloc[:epoch].dropna()
+    return float(values.max()) if len(values) else math.nan
 
 
-def job_rows(sweep: Sweep) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One row per ok job (its condition, seed, factor levels, final metrics in percent, epochs
-    to converge, learning rate) and the per-epoch curves of the jobs that have a CSV."""
+def job_rows(sweep: Sweep, budget: Budget | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per ok job and the per-epoch curves of the jobs that have a CSV.
+
+    A row: condition, seed, factor levels, final metrics (accuracies in percent), learning rate,
+    best epoch, what stopped it, whether it hit the cap still improving (within ``patience``
+    epochs of its best), val/acc at epoch 1 and at the end, and the best val/acc at half of its
+    epochs and at the end (the budget check's inputs).
+    """
+    patience = budget.patience if budget and budget.kind == CONVERGED else None
     rows, curves = [], []
     for job in sweep.ok:
         levels = {key: job.level(key) or UNSET for key in sweep.factors}
@@ -70,18 +88,31 @@ def job_rows(sweep: Sweep) -> tuple[pd.DataFrame, pd.DataFrame]:
         row = {"job": job.name, "condition": condition, SEED: job.seed, **levels}
         row |= {metric: job.metrics.get(metric) for metric in METRICS}
         row["lr"] = ((job.results.get("config") or {}).get("optimizer") or {}).get("lr")
-        row["converged_epoch"] = math.nan
+        row["best_epoch"] = job.metrics.get("best_epoch")
+        row["stopped_by"] = job.metrics.get("stopped_by")
         csv_path = job.path / str(job.results.get("metrics_csv"))
         if job.results.get("metrics_csv") and csv_path.is_file():
             curve = epoch_curves(csv_path).assign(condition=condition, seed=job.seed)
-            row["converged_epoch"] = epochs_to_converge(curve["val/acc"])
+            val_acc = curve["val/acc"] * 100
+            trained = int(row["epochs"] or val_acc.notna().sum())
+            row["val_acc_epoch1"] = val_acc.iloc[0] if len(val_acc) else math.nan
+            row["val_acc_final"] = val_acc.iloc[trained - 1] if trained <= len(val_acc) else None
+            row["val_mid"] = running_best(val_acc, math.ceil(trained / 2))
+            row["val_end"] = running_best(val_acc, trained)
+            if row["best_epoch"] is None and val_acc.notna().any():
+                row["best_epoch"] = int(val_acc.idxmax()) + 1  # records before best_epoch
             curves.append(curve)
+        row["still_improving"] = bool(
+            patience is not None
+            and row["stopped_by"] == "cap"
+            and row["best_epoch"] is not None
+            and row["best_epoch"] > (row["epochs"] or 0) - patience
+        )
         rows.append(row)
-    columns = ["job", "condition", SEED, *sweep.factors, *METRICS, "lr", "converged_epoch"]
+    numbers = [*METRICS, "lr", "best_epoch", *JOB_CURVE_FIGURES]
+    columns = ["job", "condition", SEED, *sweep.factors, *numbers, "stopped_by", "still_improving"]
     frame = pd.DataFrame(rows, columns=columns)
-    frame[[*METRICS, "lr", "converged_epoch"]] = frame[[*METRICS, "lr", "converged_epoch"]].astype(
-        float
-    )
+    frame[numbers] = frame[numbers].astype(float)
     for metric in ("test/acc", "val/acc_best"):
         frame[metric] *= 100
     curve_frame = (
@@ -90,6 +121,25 @@ def job_rows(sweep: Sweep) -> tuple[pd.DataFrame, pd.DataFrame]:
         else pd.DataFrame(columns=["condition", SEED, "epoch", *CURVE_METRICS])
     )
     return frame, curve_frame
+
+
+def epochs_to_reach(curves: pd.DataFrame, jobs: pd.DataFrame, target: float) -> pd.Series:
+    """Per job (as ``jobs`` orders them): the first epoch (from 1) whose val/acc reaches
+    ``target`` percent; NaN if it never does."""
+    reached = {}
+    for (condition, seed), curve in curves.groupby(["condition", SEED]):
+        hits = curve.index[curve["val/acc"] * 100 >= target]
+        reached[condition, seed] = float(curve.loc[hits[0], "epoch"]) + 1 if len(hits) else math.nan
+    return pd.Series(
+        [reached.get((c, s), math.nan) for c, s in zip(jobs["condition"], jobs[SEED], strict=True)],
+        index=jobs.index,
+        dtype=float,
+    )
+
+
+def reference_condition(levels: dict[str, list[str]]) -> str:
+    """The condition label of every factor at its reference level (the baseline)."""
+    return ",".join(f"{key}={ordered[0]}" for key, ordered in levels.items()) or "(defaults)"
 
 
 def shared_overrides(sweep: Sweep) -> list[str]:
@@ -129,7 +179,8 @@ def factor_levels(sweep: Sweep, jobs: pd.DataFrame) -> dict[str, list[str]]:
 
 def summarize(jobs: pd.DataFrame) -> pd.DataFrame:
     """One row per condition: n seeds, test accuracy (mean, sample std, min, max), the means of
-    the rest; best mean test accuracy first."""
+    the rest, how many jobs early stopping ended and how many hit the cap still improving; best
+    mean test accuracy first."""
     summary = jobs.groupby("condition", as_index=False).agg(
         n=("test/acc", "size"),
         test_acc_mean=("test/acc", "mean"),
@@ -138,8 +189,13 @@ def summarize(jobs: pd.DataFrame) -> pd.DataFrame:
         test_acc_max=("test/acc", "max"),
         val_acc_best_mean=("val/acc_best", "mean"),
         train_loss_mean=("train/loss", "mean"),
-        converged_epoch_mean=("converged_epoch", "mean"),
         epochs_mean=("epochs", "mean"),
+        best_epoch_mean=("best_epoch", "mean"),
+        stopped_by_patience=("stopped_by", lambda s: int((s == "patience").sum())),
+        still_improving=("still_improving", "sum"),
+        val_acc_epoch1_mean=("val_acc_epoch1", "mean"),
+        val_acc_final_mean=("val_acc_final", "mean"),
+        epochs_to_reach_mean=("epochs_to_reach", "mean"),
         lr_mean=("lr", "mean"),
         params_mean=("params", "mean"),
         sec_per_epoch_mean=("sec_per_epoch", "mean"),
@@ -158,24 +214,41 @@ def paired_interval(diffs: pd.Series, confidence: float = 0.95) -> tuple[float, 
     return mean, mean - half, mean + half
 
 
+def per_seed(jobs: pd.DataFrame, factor: str, ordered: list[str], metric: str) -> pd.DataFrame:
+    """Seed x level: the mean of ``metric`` over the seed's jobs at each level of ``factor``."""
+    table = jobs.groupby([SEED, factor])[metric].mean().unstack(factor)
+    return table.reindex(columns=ordered)
+
+
+def settled(mid: float, end: float, half_width: float) -> bool | None:
+    """The budget check: an effect is settled unless its sign flips between half of the trained
+    epochs and the end, or it moves by more than its interval's half-width (None: no interval)."""
+    if any(pd.isna(v) for v in (mid, end, half_width)):
+        return None
+    return bool(np.sign(mid) == np.sign(end) and abs(end - mid) <= half_width)
+
+
 def effects(jobs: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataFrame:
     """Effect on test accuracy (points) of each non-reference level of each factor, paired by
-    seed.
+    seed, with its budget check.
 
     d_s = mean(test/acc | level, seed s) - mean(test/acc | reference, seed s); the effect is
     mean_s d_s with the 95% t-interval mean ± t(0.975, n-1)·sd/√n over the n seeds having both;
     its half-width is the smallest effect this n resolves. With several factors the means run
-    over the other factors (main effects).
+    over the other factors (main effects). Budget check: the same paired effect on the best
+    val/acc at half of each job's epochs (``val_effect_mid``) and at its end (``val_effect_end``);
+    ``settled`` as :func:`settled` says.
     """
     rows = []
     for factor, ordered in levels.items():
         reference = ordered[0]
-        per_seed = (
-            jobs.groupby([SEED, factor])["test/acc"].mean().unstack(factor).reindex(columns=ordered)
-        )
+        test_acc, mid, end = (per_seed(jobs, factor, ordered, m) for m in METRIC_AT_BUDGET)
         for level in ordered[1:]:
-            diffs = (per_seed[level] - per_seed[reference]).dropna()
+            diffs = (test_acc[level] - test_acc[reference]).dropna()
             mean, low, high = paired_interval(diffs)
+            half_width = (high - low) / 2
+            mid_effect = (mid[level] - mid[reference]).mean()
+            end_effect = (end[level] - end[reference]).mean()
             rows.append(
                 {
                     "factor": factor,
@@ -185,12 +258,16 @@ def effects(jobs: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataFrame:
                     "effect": mean,
                     "ci_low": low,
                     "ci_high": high,
-                    "half_width": (high - low) / 2,
+                    "half_width": half_width,
                     "excludes_zero": bool(low > 0 or high < 0),
+                    "val_effect_mid": mid_effect,
+                    "val_effect_end": end_effect,
+                    "settled": settled(mid_effect, end_effect, half_width),
                 }
             )
-    columns = ["factor", "level", "reference", "n", "effect", "ci_low", "ci_high"]
-    return pd.DataFrame(rows, columns=[*columns, "half_width", "excludes_zero"])
+    columns = ["factor", "level", "reference", "n", "effect", "ci_low", "ci_high", "half_width"]
+    columns += ["excludes_zero", "val_effect_mid", "val_effect_end", "settled"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def interactions(jobs: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataFrame:
@@ -250,18 +327,22 @@ def design(levels: dict[str, list[str]]) -> str:
 
 
 def analyse(sweep: Sweep) -> Analysis:
-    """The summary, effects, claims and interactions of ``sweep``'s ok jobs."""
-    jobs, curves = job_rows(sweep)
+    """The budget, summary, effects, claims and interactions of ``sweep``'s ok jobs."""
+    budget = study_budget(sweep)
+    jobs, curves = job_rows(sweep, budget)
     levels = factor_levels(sweep, jobs)
+    baseline_best = jobs.loc[jobs["condition"] == reference_condition(levels), "val/acc_best"]
+    jobs["epochs_to_reach"] = epochs_to_reach(curves, jobs, REACHED * baseline_best.mean())
     main_effects = effects(jobs, levels)
     return Analysis(
         sweep=sweep,
+        budget=budget,
         jobs=jobs,
         curves=curves,
         shared=shared_overrides(sweep),
         levels=levels,
         summary=summarize(jobs),
         effects=main_effects,
-        claims=measured_claims(sweep, jobs, main_effects),
+        claims=measured_claims(sweep, jobs, main_effects, budget),
         interactions=interactions(jobs, levels),
     )

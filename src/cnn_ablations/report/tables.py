@@ -12,7 +12,8 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from cnn_ablations.report.stats import Analysis
+from cnn_ablations.budget import CONVERGED
+from cnn_ablations.report.stats import REACHED, Analysis
 
 
 def number(digits: int = 4, sign: bool = False) -> Callable[[object], str]:
@@ -117,6 +118,8 @@ CI_COLUMNS = [
 
 
 def summary_table(analysis: Analysis) -> Table:
+    """Per condition; the training columns follow the budget: at convergence the epochs, the
+    best epoch and what stopped the jobs, at a fixed budget the learning-speed figures."""
     columns = [
         Column("condition", "condition", code=True),
         Column("n", "n", count),
@@ -125,15 +128,33 @@ def summary_table(analysis: Analysis) -> Table:
         Column("min", "test_acc_min", number(2)),
         Column("max", "test_acc_max", number(2)),
         Column("val acc best %", "val_acc_best_mean", number(2)),
-        Column("epochs to 99% of best val", "converged_epoch_mean", number(1)),
+    ]
+    if analysis.budget is not None and analysis.budget.kind == CONVERGED:
+        columns += [
+            Column("epochs", "epochs_mean", number(1)),
+            Column("best epoch", "best_epoch_mean", number(1)),
+            Column("stopped by patience", "stopped_by_patience", count),
+            Column("at the cap, still improving", "still_improving", count),
+        ]
+    else:
+        columns += [
+            Column("epochs", "epochs_mean", number(1)),
+            Column("val acc % at epoch 1", "val_acc_epoch1_mean", number(2)),
+            Column("val acc % at the end", "val_acc_final_mean", number(2)),
+            Column(f"epochs to {REACHED:.0%} of baseline best", "epochs_to_reach_mean", number(1)),
+        ]
+    columns += [
         Column("final train loss", "train_loss_mean", number(4)),
-        Column("epochs", "epochs_mean", number(1)),
         Column("lr", "lr_mean", lambda v: "" if pd.isna(v) else f"{v:g}"),
         Column("params", "params_mean", count),
         Column("s/epoch", "sec_per_epoch_mean", number(2)),
     ]
     title = "Summary: one row per condition, mean over seeds (± sample std), best test acc first"
     return Table(title, columns, analysis.summary)
+
+
+def settled_text(value) -> str:
+    return "" if value is None or pd.isna(value) else "yes" if value else "NOT SETTLED"
 
 
 def effects_table(analysis: Analysis) -> Table:
@@ -144,14 +165,18 @@ def effects_table(analysis: Analysis) -> Table:
         *CI_COLUMNS,
         Column("± (smallest effect resolved)", "half_width", number(2)),
         Column("CI excludes 0", "excludes_zero", yes_no),
+        Column("val Δ at half budget", "val_effect_mid", number(2, sign=True)),
+        Column("val Δ at the end", "val_effect_end", number(2, sign=True)),
+        Column("settled at this budget", "settled", settled_text),
     ]
-    title = "Effects on test accuracy (points; paired by seed, t-based 95% CI)"
+    title = "Effects on test accuracy (points; paired by seed, t-based 95% CI) and budget check"
     return Table(title, columns, analysis.effects, emphasis={"excludes_zero": bool})
 
 
 def claims_table(analysis: Analysis) -> Table:
     columns = [
         Column("the literature", "claim", prose=True),
+        Column("about", "budget", prose=True),
         Column("source", "source", prose=True),
         *CONTRAST_COLUMNS,
         Column("expected", "expected", prose=True),
