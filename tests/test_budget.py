@@ -106,13 +106,13 @@ def test_the_report_names_its_budget_and_marks_unsettled_effects(converged_sweep
         "**Budget: at convergence: early stopping on val/acc, patience 3, cap 20 epochs.**"
     )
     effects = pd.read_csv(report_dir / "effects.csv").set_index("level")
-    assert not effects.loc["avg_pool", "settled at this budget"]  # CSV: the raw values
-    assert effects.loc["dropout", "settled at this budget"]
+    assert not effects.loc["avg_pool", "settled"]  # CSV: the raw values
+    assert effects.loc["dropout", "settled"]
     avg_pool_row = next(line for line in lines if line.startswith("| `variant` | `avg_pool`"))
     assert avg_pool_row.endswith("| NOT SETTLED |")
     summary = pd.read_csv(report_dir / "summary.csv").set_index("condition")
-    assert summary.loc["variant=baseline", "best epoch"] == 12
-    assert summary.loc["variant=baseline", "stopped by patience"] == 3
+    assert summary.loc["variant=baseline", "best_epoch_mean"] == 12
+    assert summary.loc["variant=baseline", "stopped_by_patience"] == 3
 
 
 def test_claims_are_judged_only_at_their_budget(converged_sweep):

@@ -12,6 +12,7 @@ from scipy import stats
 from cnn_ablations.report import build_report
 from cnn_ablations.report.__main__ import main
 from cnn_ablations.report.stats import analyse, epoch_curves
+from cnn_ablations.report.tables import claims_table, effects_table, summary_table
 from cnn_ablations.sweep import load_sweep
 from fake_sweep import EPOCHS, curve, make_factorial_sweep, make_ofat_sweep, write_job
 
@@ -50,15 +51,15 @@ def test_summary_matches_numpy(ofat):
         values = 100 * np.array([acc[variant, s] for s in range(3)])  # percent
         row = summary.loc[f"variant={variant}"]
         assert row["n"] == 3  # the failed relu jobs are not counted
-        assert row["test acc %"] == pytest.approx(values.mean())
-        assert row["± std"] == pytest.approx(values.std(ddof=1))
-        assert row["min"] == pytest.approx(values.min())
-        assert row["max"] == pytest.approx(values.max())
-        assert row["val acc best %"] == pytest.approx(values.mean() + 0.5)
+        assert row["test_acc_mean"] == pytest.approx(values.mean())
+        assert row["test_acc_std"] == pytest.approx(values.std(ddof=1))
+        assert row["test_acc_min"] == pytest.approx(values.min())
+        assert row["test_acc_max"] == pytest.approx(values.max())
+        assert row["val_acc_best_mean"] == pytest.approx(values.mean() + 0.5)
         final_loss = [curve(a / 100, EPOCHS - 1)[1] for a in values]
-        assert row["final train loss"] == pytest.approx(np.mean(final_loss))
-        assert row["epochs"] == EPOCHS and row["params"] == 61706 and row["lr"] == 0.001
-        assert row["s/epoch"] == pytest.approx(np.mean([1.5, 2.5, 3.5]))
+        assert row["train_loss_mean"] == pytest.approx(np.mean(final_loss))
+        assert (row["epochs_mean"], row["params_mean"], row["lr_mean"]) == (EPOCHS, 61706, 0.001)
+        assert row["sec_per_epoch_mean"] == pytest.approx(np.mean([1.5, 2.5, 3.5]))
 
 
 def test_a_fixed_budget_reports_learning_speed(ofat):
@@ -76,18 +77,52 @@ def test_a_fixed_budget_reports_learning_speed(ofat):
             for s in range(3)
         ]
         row = summary.loc[f"variant={variant}"]
-        assert row["val acc % at epoch 1"] == pytest.approx(np.mean([val[s][0] for s in range(3)]))
-        assert row["val acc % at the end"] == pytest.approx(np.mean([val[s][-1] for s in range(3)]))
+        assert row["val_acc_epoch1_mean"] == pytest.approx(np.mean([val[s][0] for s in range(3)]))
+        assert row["val_acc_final_mean"] == pytest.approx(np.mean([val[s][-1] for s in range(3)]))
         expected = np.nanmean(reached) if not np.isnan(reached).all() else np.nan
-        assert row["epochs to 95% of baseline best"] == pytest.approx(expected, nan_ok=True)
+        assert row["epochs_to_reach_mean"] == pytest.approx(expected, nan_ok=True)
 
 
 def test_one_table_model_gives_the_same_columns_everywhere(ofat):
-    _, _, report_dir = ofat
+    """The markdown has the readable labels, the CSV the snake_case names, column for column."""
+    sweep_dir, _, report_dir = ofat
     text = (report_dir / "report.md").read_text()
-    for name in ("summary", "effects", "claims"):
+    analysis = analyse(load_sweep(sweep_dir))
+    tables = {"summary": summary_table, "effects": effects_table, "claims": claims_table}
+    for name, make in tables.items():
+        table = make(analysis)
+        assert "| " + " | ".join(c.name for c in table.columns) + " |" in text, name
         csv_header = (report_dir / f"{name}.csv").read_text().splitlines()[0].split(",")
-        assert "| " + " | ".join(csv_header) + " |" in text, name
+        assert csv_header == [c.csv_name for c in table.columns], name
+
+
+def test_csvs_round_trip_through_pandas_with_snake_case_names(ofat, factorial):
+    """Each CSV reads back into pandas with identifier-like names and the analysis's numbers."""
+    effects = pd.read_csv(ofat[2] / "effects.csv")
+    assert list(effects.columns) == [
+        "factor", "level", "reference", "n", "delta", "ci_low", "ci_high", "halfwidth",
+        "excludes_zero", "val_delta_mid", "val_delta_end", "settled",
+    ]  # fmt: skip
+    expected = analyse(load_sweep(ofat[0])).effects
+    for written, computed in [
+        ("delta", "effect"), ("ci_low", "ci_low"), ("ci_high", "ci_high"),
+        ("halfwidth", "half_width"),
+    ]:  # fmt: skip
+        assert effects[written].tolist() == pytest.approx(expected[computed].tolist())
+    assert effects["excludes_zero"].dtype == bool
+    claims = pd.read_csv(ofat[2] / "claims.csv")
+    assert list(claims.columns) == [
+        "claim", "budget", "source", "factor", "level", "reference", "expected", "delta",
+        "ci_low", "ci_high", "verdict",
+    ]  # fmt: skip
+    interactions = pd.read_csv(factorial[2] / "interactions.csv")
+    assert list(interactions.columns) == [
+        "factor_a", "level_a", "factor_b", "level_b", "interaction", "ci_low", "ci_high",
+        "p_value", "excludes_zero",
+    ]  # fmt: skip
+    for path in [*ofat[2].glob("*.csv"), *factorial[2].glob("*.csv")]:
+        names = pd.read_csv(path).columns
+        assert all(re.fullmatch(r"[a-z][a-z0-9_]*", name) for name in names), (path, names)
 
 
 def test_effects_vs_baseline_match_scipy_in_points(ofat):
@@ -103,7 +138,7 @@ def test_effects_vs_baseline_match_scipy_in_points(ofat):
         assert row.excludes_zero == (low > 0 or high < 0)
     assert effects.set_index("level").loc["sigmoid", "excludes_zero"]  # Δ ≈ -10 points
     written = pd.read_csv(report_dir / "effects.csv")
-    assert written["Δ test acc (points)"].tolist() == pytest.approx(effects["effect"].tolist())
+    assert written["delta"].tolist() == pytest.approx(effects["effect"].tolist())
 
 
 def test_claims_are_matched_by_the_config_a_variant_changes(ofat, factorial):
@@ -111,7 +146,7 @@ def test_claims_are_matched_by_the_config_a_variant_changes(ofat, factorial):
     # variant=sigmoid changed model.activation relu -> sigmoid (its jobs' configs say so);
     # variant=relu changed nothing a claim covers
     (row,) = claims.itertuples()
-    assert (row.level, row.vs, row.expected) == ("sigmoid", "baseline", "lower")
+    assert (row.level, row.reference, row.expected) == ("sigmoid", "baseline", "lower")
     assert row.verdict == "agrees" and "Krizhevsky" in row.source
     grid = pd.read_csv(factorial[2] / "claims.csv").set_index("factor")
     assert grid.loc["model.activation", "expected"] == "higher"  # tanh -> relu

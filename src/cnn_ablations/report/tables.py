@@ -1,6 +1,7 @@
 """One table model, three renderings: terminal (rich), markdown and CSV, with the same columns.
 
-CSV cells hold the raw numbers; terminal and markdown cells the formatted text.
+CSV cells hold the raw numbers under snake_case names (for pandas and R); terminal and markdown
+cells the formatted text under readable labels.
 """
 
 from collections.abc import Callable
@@ -39,15 +40,20 @@ def text(value) -> str:
 
 @dataclass
 class Column:
-    name: str  # the header in every rendering
+    name: str  # the header in the terminal and markdown
     field: str  # the data's column
     fmt: Callable[[object], str] = text
     code: bool = False  # a config key or value: `backticks` in markdown; folds in a terminal
     prose: bool = False  # free text: folds in a terminal
+    csv: str = ""  # the header in the CSV (snake_case); empty: ``field``
 
     @property
     def folds(self) -> bool:
         return self.code or self.prose
+
+    @property
+    def csv_name(self) -> str:
+        return self.csv or self.field
 
 
 @dataclass
@@ -62,7 +68,7 @@ class Table:
 
     def to_csv(self, path: Path) -> None:
         frame = self.data[[c.field for c in self.columns]]
-        frame.set_axis([c.name for c in self.columns], axis=1).to_csv(path, index=False)
+        frame.set_axis([c.csv_name for c in self.columns], axis=1).to_csv(path, index=False)
 
     def to_markdown(self) -> str:
         def cell(column: Column, text: str, raw) -> str:
@@ -161,12 +167,12 @@ def effects_table(analysis: Analysis) -> Table:
     columns = [
         *CONTRAST_COLUMNS,
         Column("n seeds", "n", count),
-        Column("Δ test acc (points)", "effect", number(2, sign=True)),
+        Column("Δ test acc (points)", "effect", number(2, sign=True), csv="delta"),
         *CI_COLUMNS,
-        Column("± (smallest effect resolved)", "half_width", number(2)),
+        Column("± (smallest effect resolved)", "half_width", number(2), csv="halfwidth"),
         Column("CI excludes 0", "excludes_zero", yes_no),
-        Column("val Δ at half budget", "val_effect_mid", number(2, sign=True)),
-        Column("val Δ at the end", "val_effect_end", number(2, sign=True)),
+        Column("val Δ at half budget", "val_effect_mid", number(2, sign=True), csv="val_delta_mid"),
+        Column("val Δ at the end", "val_effect_end", number(2, sign=True), csv="val_delta_end"),
         Column("settled at this budget", "settled", settled_text),
     ]
     title = "Effects on test accuracy (points; paired by seed, t-based 95% CI) and budget check"
@@ -180,7 +186,7 @@ def claims_table(analysis: Analysis) -> Table:
         Column("source", "source", prose=True),
         *CONTRAST_COLUMNS,
         Column("expected", "expected", prose=True),
-        Column("Δ (points)", "effect", number(2, sign=True)),
+        Column("Δ (points)", "effect", number(2, sign=True), csv="delta"),
         *CI_COLUMNS,
         Column("verdict", "verdict", prose=True),
     ]
