@@ -7,12 +7,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import wandb_workspaces.reports.v2 as wr
 import wandb_workspaces.workspaces as ws
 from tests.conftest import TINY, run_cli
-from tests.wandb_records import config, history_keys, run_record
+from tests.wandb_records import config, exit_code, history_keys, run_record
 
 from cnn_ablations import dashboard, sync
 from cnn_ablations.sweep import load_sweep
@@ -79,6 +80,19 @@ def panels_of(grid: dict) -> list[dict]:
 def filter_values(runset: dict) -> dict:
     """run attribute -> value of each filter of a serialized run set."""
     return {f["key"]["name"]: f["value"] for f in runset["filters"]["filters"]}
+
+
+def assert_selects(runset: dict, group: str, run_ids: list[str]) -> None:
+    """The serialized run set selects W&B group ``group`` AND a run id in ``run_ids``, as W&B
+    reads it: each filter's key, op and connector (W&B's run ``name`` is the run id)."""
+    assert runset["filters"]["filterFormat"] == "filterV2"
+    group_filter, id_filter = runset["filters"]["filters"]
+    assert group_filter["key"] == {"section": "run", "name": "group"}
+    assert (group_filter["op"], group_filter["value"]) == ("=", group)
+    assert id_filter["key"] == {"section": "run", "name": "name"}
+    assert (id_filter["op"], id_filter["connector"]) == ("IN", "AND")
+    assert sorted(id_filter["value"]) == sorted(run_ids)
+    assert not group_filter["disabled"] and not id_filter["disabled"]
 
 
 def test_report_carries_the_answer_and_one_panel_grid_per_factor(sweeps):
@@ -153,23 +167,42 @@ def test_records_without_choices_group_a_config_group_by_job_type(sweeps, tmp_pa
     assert panels_of(overview)[0]["config"]["columns"][0] == {"accessor": "run:jobType"}
 
 
-def test_workspace_has_the_same_panels_on_one_run_set(sweeps):
-    _, _, grid_dir = sweeps
+def test_workspace_has_the_same_panels_on_one_run_set_grouped_by_the_factors(sweeps):
+    _, ofat_dir, grid_dir = sweeps
     sweep = load_sweep(grid_dir)
     workspace = dashboard.build_workspace(sweep, dashboard.wandb_target(sweep, entity="someone"))
     assert isinstance(workspace, ws.Workspace)
     assert [s.name for s in workspace.sections] == [
+        "how runs are grouped",  # two factors: the note says what the panels show
         "by model.activation",
         "by model.pool",
         "all factors",
     ]
-    first = workspace.sections[0].panels
+    (note,) = workspace.sections[0].panels
+    assert isinstance(note, wr.MarkdownPanel) and "one line per condition" in note.markdown
+    assert "`config.model.activation`, then `config.model.pool`" in note.markdown
+    first = workspace.sections[1].panels
     assert [type(p) for p in first] == [wr.LinePlot, wr.LinePlot, wr.BarPlot]
     assert first[0].groupby.name == "model.activation" and first[0].y == ["val/acc"]
     assert isinstance(workspace.sections[-1].panels[0], wr.ParallelCoordinatesPlot)
     view = json.loads(dashboard.serialized(workspace))
     assert view["entity"] == "someone" and view["project"] == "cnn-ablations"
-    assert "lenet_grid-2026-11-24_09-00-00" in str(workspace.runset_settings.filters)
+    (runset,) = view["spec"]["section"]["runSets"]
+    assert filter_values(runset) == {"group": "lenet_grid-2026-11-24_09-00-00"}
+    # W&B stores Lightning's nested config as model.value.activation; panels group as this
+    assert runset["grouping"] == [
+        {"section": "config", "name": "model.value.activation"},
+        {"section": "config", "name": "model.value.pool"},
+    ]
+    assert view["spec"]["section"]["settings"]["useRunsTableGroupingInPanels"] is True
+
+    one = load_sweep(ofat_dir)
+    workspace = dashboard.build_workspace(one, dashboard.wandb_target(one))
+    view = json.loads(dashboard.serialized(workspace))
+    (runset,) = view["spec"]["section"]["runSets"]
+    assert runset["grouping"] == [{"section": "config", "name": "choices.value.variant"}]
+    sections = view["spec"]["section"]["panelBankConfig"]["sections"]
+    assert [s["name"] for s in sections] == ["by variant", "all factors"]  # one factor: no note
 
 
 def test_print_writes_the_librarys_models_and_finds_a_sweep_by_group(sweeps, monkeypatch, capsys):
@@ -303,13 +336,16 @@ def test_every_panel_plots_what_the_runs_logged(logged_sweep, capsys):
     workspace = json.loads((logged_sweep / "report" / dashboard.WORKSPACE_FILE).read_text())
     grids = blocks_of(report, "panel-grid")
     assert len(grids) == 2  # variant, all factors
-    for grid in grids:
-        (runset,) = grid["metadata"]["runSets"]
-        filters = filter_values(runset)
-        assert filters.keys() == {"group", "name"} and filters["group"] == group
-        assert sorted(filters["name"]) == run_ids  # exactly the sweep's runs
-    (runset,) = workspace["spec"]["section"]["runSets"]
-    assert filter_values(runset) == filter_values(grids[0]["metadata"]["runSets"][0])
+    runsets = [grid["metadata"]["runSets"][0] for grid in grids]
+    runsets += workspace["spec"]["section"]["runSets"]
+    assert len(runsets) == 3
+    for runset in runsets:
+        assert_selects(runset, group, run_ids)  # exactly the sweep's runs
+        for key in runset["grouping"]:
+            assert key["section"] == "config" and in_config(key["name"]), key
+    assert [key["name"] for key in runsets[0]["grouping"]] == ["choices.value.variant"]
+    assert runsets[1]["grouping"] == []  # all factors: one line per run
+    assert runsets[2]["grouping"] == runsets[0]["grouping"]  # the workspace: by the factor
     sections = workspace["spec"]["section"]["panelBankConfig"]["sections"]
     panels = [p for grid in grids for p in panels_of(grid)]
     panels += [p for section in sections for p in section["panels"]]
@@ -325,6 +361,195 @@ def test_every_panel_plots_what_the_runs_logged(logged_sweep, capsys):
             section, _, key = column["accessor"].partition(":")
             assert in_config(key) if section == "config" else key in logged, column
     assert {cfg["choices"]["variant"] for cfg in configs} == {"baseline", "tanh"}
+
+
+@pytest.fixture(scope="module")
+def failed_sweep(tmp_path_factory):
+    """A real sweep with offline W&B runs in which one job fails mid-fit (a non-finite loss)."""
+    root = tmp_path_factory.mktemp("failed")
+    args = [
+        "-m", "optimizer.lr=0.01,1e10", *TINY, "optimizer=sgd", "trainer.limit_train_batches=15",
+        "logger=wandb",
+    ]  # fmt: skip
+    result = run_cli(args, root)
+    assert result.returncode == 1, result.stderr[-3000:]  # a job failed
+    (sweep_dir,) = root.glob("outputs/sweeps/*/*")
+    sweep = load_sweep(sweep_dir)
+    assert [job.name for job in sweep.ok] == ["optimizer.lr=0.01"]
+    assert [job.name for job in sweep.failed] == ["optimizer.lr=10000000000.0"]
+    return sweep_dir
+
+
+def run_dir_of(job_dir: Path) -> Path:
+    (run,) = job_dir.glob("wandb/offline-run-*")
+    return run
+
+
+def test_a_failed_jobs_run_is_marked_failed_and_plotted_nowhere(failed_sweep, capsys):
+    sweep = load_sweep(failed_sweep)
+    (ok,), (failed,) = sweep.ok, sweep.failed
+    ok_run, failed_run = run_dir_of(ok.path), run_dir_of(failed.path)
+    assert exit_code(ok_run) == 0
+    assert exit_code(failed_run) == 1  # W&B shows the run as failed, not finished
+    ok_id, failed_id = run_record(ok_run).run_id, run_record(failed_run).run_id
+    assert (ok.wandb_run["id"], failed.wandb_run["id"]) == (ok_id, failed_id)
+
+    assert dashboard.main(["--sweep-dir", str(failed_sweep), "--print"]) == 0
+    report = report_json(failed_sweep)
+    workspace = json.loads((failed_sweep / "report" / dashboard.WORKSPACE_FILE).read_text())
+    runsets = [g["metadata"]["runSets"][0] for g in blocks_of(report, "panel-grid")]
+    runsets += workspace["spec"]["section"]["runSets"]
+    assert runsets
+    for runset in runsets:
+        assert_selects(runset, run_record(ok_run).run_group, [ok_id])
+    assert failed_id not in json.dumps(runsets)
+    failed_text = blocks_of(report, "markdown-block")[-1]["content"]
+    assert failed_text.startswith("Their W&B runs are in no run set above.")
+    assert f"**{failed.name}**" in failed_text and "non-finite loss" in failed_text
+
+    target = dashboard.wandb_target(sweep, entity="team")  # online: a link to the failed run
+    text = dashboard.failed_jobs_markdown(sweep, target)
+    assert f"[W&B run {failed_id}](/team/cnn-ablations/runs/{failed_id})" in text
+
+
+class SyncCalls:
+    """``wandb sync``'s side of publishing: records each command line, uploads nothing."""
+
+    def __init__(self, monkeypatch):
+        self.commands: list[list[str]] = []
+        monkeypatch.setattr(sync.subprocess, "run", self.run)
+
+    def run(self, command, **kwargs):
+        self.commands.append([str(part) for part in command])
+        return subprocess.CompletedProcess(command, 0)
+
+    def option(self, flag: str) -> str:
+        (command,) = self.commands
+        return command[command.index(flag) + 1]
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """An API key, no WANDB_MODE and no WANDB_ENTITY: what `make publish` sees after login."""
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.delenv("WANDB_ENTITY", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+
+
+@pytest.mark.parametrize(
+    ("env", "flag", "entity", "source"),
+    [
+        ("team-env", None, "team-env", "$WANDB_ENTITY"),
+        ("team-env", "team-flag", "team-flag", "--entity"),
+        (None, None, "me", "your W&B default entity"),
+    ],
+)
+def test_one_entity_is_passed_to_sync_and_to_the_saved_views(
+    failed_sweep, tmp_path, monkeypatch, capsys, online, env, flag, entity, source
+):
+    import shutil
+
+    import wandb
+
+    sweep_dir = shutil.copytree(failed_sweep, tmp_path / failed_sweep.name)
+    if env:
+        monkeypatch.setenv("WANDB_ENTITY", env)
+    monkeypatch.setattr(wandb, "Api", lambda: type("Api", (), {"default_entity": "me"}))
+    server, calls = FakeServer(monkeypatch), SyncCalls(monkeypatch)
+    args = ["--sweep-dir", str(sweep_dir), "--publish", *(["--entity", flag] if flag else [])]
+    assert dashboard.main(args) == 0
+    out = capsys.readouterr().out
+    assert f"W&B entity {entity} (from {source}), project cnn-ablations" in out
+    assert calls.option("-e") == entity and calls.option("-p") == "cnn-ablations"
+    (command,) = calls.commands
+    assert len(command[command.index("-e") + 2 :]) == 2  # both jobs' offline runs
+    report, workspace = server.saved.values()
+    assert (report.entity, workspace.entity) == (entity, entity)
+    grids = [block for block in report.blocks if isinstance(block, wr.PanelGrid)]
+    runsets = [runset for grid in grids for runset in grid.runsets]
+    assert runsets and {(r.entity, r.project) for r in runsets} == {(entity, "cnn-ablations")}
+
+
+def test_saving_without_publish_warns_of_runs_not_uploaded(
+    failed_sweep, tmp_path, monkeypatch, capsys, online
+):
+    import shutil
+
+    from wandb.cli.beta_sync import _is_synced
+
+    sweep_dir = shutil.copytree(failed_sweep, tmp_path / failed_sweep.name)
+    FakeServer(monkeypatch)
+    assert dashboard.main(["--sweep-dir", str(sweep_dir), "--entity", "team"]) == 0
+    err = capsys.readouterr().err
+    ok_run = run_dir_of(sweep_dir / "optimizer.lr=0.01")
+    assert "1 of the sweep's 1 ok runs are offline and not uploaded" in err
+    assert f"make publish ARGS=--sweep-dir={sweep_dir}" in err
+    assert f"  {ok_run}" in err.splitlines()  # listed; the failed job's run is plotted nowhere
+
+    (run_file,) = ok_run.glob("run-*.wandb")
+    marker = run_file.with_name(run_file.name + ".synced")  # what `wandb sync` leaves
+    marker.touch()
+    assert _is_synced(run_file)  # wandb's own test of the marker
+    assert dashboard.main(["--sweep-dir", str(sweep_dir), "--entity", "team"]) == 0
+    assert "not uploaded" not in capsys.readouterr().err
+
+
+# --- names W&B views can use -------------------------------------------------------------------
+
+
+def _breaks_wandb_views(char: str) -> bool:
+    """Whether wandb-workspaces rewrites or refuses a W&B group holding ``char``: in a run set's
+    filter (re-parsed from a string) or in the workspace's name."""
+    from wandb_workspaces import expr
+
+    group = f"lenet{char}bn-2026-11-23_12-00-00"
+    try:
+        runset = wr.Runset(filters=expr.And(expr.Metric("Group") == group))
+        (written,) = json.loads(runset._to_model().model_dump_json(by_alias=True))["filters"][
+            "filters"
+        ]
+        ws.Workspace(entity="e", project="p", name=f"Ablation: {group}")
+    except Exception:  # SyntaxError for ', pydantic's ValidationError for a name
+        return True
+    return written["value"] != group
+
+
+def test_the_refused_characters_are_those_wandb_workspaces_breaks_on():
+    import string
+    import warnings
+
+    from cnn_ablations.errors import ConfigError, check_wandb_name
+
+    def refused(char: str) -> bool:
+        try:
+            check_wandb_name("name", f"lenet{char}bn")
+        except ConfigError as err:
+            assert str(err).startswith(f"name={f'lenet{char}bn'!r} contains {char!r}, which")
+            return True
+        return False
+
+    candidates = [c for c in string.printable if c.isprintable()] + list("±×é€😀")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the library warns as it rewrites < and >
+        breaking = {c for c in candidates if _breaks_wandb_views(c)}
+    assert {"'", "=", "<", ">", "+", "±"} <= breaking
+    assert {c for c in candidates if refused(c)} == breaking
+
+
+def test_a_sweep_whose_wandb_group_breaks_the_views_stops_before_any_job(tmp_path):
+    result = run_cli(["-m", "name=lenet+bn", "seed=0,1", *TINY, "logger=wandb"], tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: name='lenet+bn' contains '+', which the W&B Report and workspace of the sweep "
+        "cannot filter on or be named with; use letters, digits, '-', '_' or '.'"
+    )
+    assert not list(tmp_path.glob("outputs/**/results.json"))  # no job ran
+
+
+def test_dashboard_refuses_a_group_it_cannot_filter_on(sweeps, capsys):
+    _, ofat_dir, _ = sweeps
+    assert dashboard.main(["--sweep-dir", str(ofat_dir), "--group", "a'b", "--print"]) == 2
+    assert capsys.readouterr().err.startswith('dashboard: error: group="a\'b" contains "\'"')
 
 
 # --- sync --------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Read an offline W&B run for tests: its run record (id, group, job type, tags, name), the
-metric keys of its history and its config.
+metric keys of its history, its config and its exit code.
 
 wandb >= 0.30 has no public reader for offline runs (ECOSYSTEM.md). Its ``run-<id>.wandb`` file
 is a LevelDB-style log of protobuf ``Record``s: a 7-byte header, then 32 KiB blocks of chunks,
@@ -70,3 +70,14 @@ def config(run_dir: Path) -> dict:
         for update in updates
         for item in update.update
     }
+
+
+def exit_code(run_dir: Path) -> int | None:
+    """The exit code the run was finished with (W&B marks a non-zero one failed), or None if
+    it was never finished."""
+    codes = [
+        record.exit.exit_code
+        for record in records(_run_file(run_dir))
+        if record.WhichOneof("record_type") == "exit"
+    ]
+    return codes[-1] if codes else None

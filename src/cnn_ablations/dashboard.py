@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnn_ablations.errors import ConfigError, describe, first_line
+from cnn_ablations.errors import ConfigError, check_wandb_name, describe, first_line
 from cnn_ablations.report.document import answer, question
 from cnn_ablations.report.stats import CURVE_METRICS, analyse, design
 from cnn_ablations.report.tables import claims_table, effects_table
@@ -36,23 +36,29 @@ SUMMARY_COLUMNS = ("val/acc_best", "test/acc")
 REPORT_FILE = "wandb_report.json"
 WORKSPACE_FILE = "wandb_workspace.json"
 PUBLISHED_FILE = "wandb_published.json"
+ENTITY_ENV = "WANDB_ENTITY"
 
 
 @dataclass
 class Target:
-    """Where a sweep's runs are in W&B: entity, project, group and the run ids it recorded."""
+    """Where a sweep's runs are in W&B: entity (and where it came from), project, group, and the
+    W&B run ids of the sweep's ok jobs: the runs the views plot."""
 
     entity: str
     project: str
     group: str
     run_ids: list[str]
+    entity_source: str = ""
 
 
 def wandb_target(
     sweep: Sweep, group: str | None = None, entity: str | None = None, project: str | None = None
 ) -> Target:
-    """The W&B home of ``sweep``'s runs, from its jobs' records (arguments win)."""
-    runs = [job.results.get("wandb") or {} for job in sweep.jobs]
+    """The W&B home of ``sweep``'s runs, from its jobs' records (arguments win). The entity is
+    settled here, once: ``entity`` (``--entity``), else ``$WANDB_ENTITY``, else the jobs'
+    records (their W&B run's entity, else ``logger.wandb.entity``); else it stays empty until
+    :func:`settle_default_entity` asks W&B, online."""
+    runs = [job.wandb_run for job in sweep.jobs]
     configured = [
         ((job.results.get("config") or {}).get("logger") or {}).get("wandb") or {}
         for job in sweep.jobs
@@ -60,13 +66,59 @@ def wandb_target(
     group = group or next(iter(sweep.groups), None)
     if group is None:
         raise ConfigError(f"the jobs of {sweep.path} record no W&B group; pass --group")
+    check_wandb_name("group", group)
     project = project or next(
         (r["project"] for r in [*runs, *configured] if r.get("project")), None
     )
     if project is None:
         raise ConfigError(f"the jobs of {sweep.path} record no W&B project; pass --project")
-    entity = entity or next((r["entity"] for r in [*runs, *configured] if r.get("entity")), "")
-    return Target(entity, project, group, [r["id"] for r in runs if r.get("id")])
+    recorded = next((r["entity"] for r in [*runs, *configured] if r.get("entity")), None)
+    entity, source = next(
+        (
+            (value, source)
+            for value, source in [
+                (entity, "--entity"),
+                (os.environ.get(ENTITY_ENV), f"${ENTITY_ENV}"),
+                (recorded, "the jobs' records"),
+            ]
+            if value
+        ),
+        ("", ""),
+    )
+    run_ids = [job.wandb_run["id"] for job in sweep.ok if job.wandb_run.get("id")]
+    return Target(entity, project, group, run_ids, source)
+
+
+def settle_default_entity(target: Target) -> None:
+    """Without an entity from the flags, the environment or the records: the API key's default
+    entity (W&B's own default for ``wandb sync`` and saving; needs the network)."""
+    if not target.entity:
+        import wandb
+
+        target.entity = wandb.Api().default_entity
+        target.entity_source = "your W&B default entity"
+
+
+def describe_target(target: Target) -> str:
+    """``entity team (from $WANDB_ENTITY), project p, group g``, printed before any saving."""
+    entity = (
+        f"entity {target.entity} (from {target.entity_source})"
+        if target.entity
+        else "entity: your W&B default entity when saved"
+    )
+    return f"{entity}, project {target.project}, group {target.group}"
+
+
+def unsynced_runs(sweep: Sweep) -> list[Path]:
+    """The offline run dirs of the sweep's ok jobs that ``wandb sync`` has not uploaded."""
+    from cnn_ablations.sync import is_synced
+
+    runs = [job.path / job.wandb_run["run_dir"] for job in sweep.ok if _offline(job.wandb_run)]
+    return [run for run in runs if not is_synced(run)]
+
+
+def _offline(run: dict) -> bool:
+    return run.get("mode") == "offline" and bool(run.get("run_dir"))
 
 
 def group_key(sweep: Sweep, factor: str) -> str:
@@ -97,8 +149,18 @@ def _metric(key: str):
     return wr.Config(name) if section == "config" else wr.Metric("JobType")
 
 
+def _group_by(key: str):
+    """A :func:`group_key` as the ``wandb_workspaces.expr`` metric a workspace run set groups by
+    (``expr.Config``: the workspace maps it to W&B's unflattened ``model.value.activation``)."""
+    from wandb_workspaces import expr
+
+    section, _, name = key.partition(".")
+    return expr.Config(name) if section == "config" else expr.Metric("JobType")
+
+
 def run_filters(target: Target):
-    """The sweep's runs: its W&B group, and the run ids its jobs recorded where there are any."""
+    """The runs the views plot: the sweep's W&B group and the run ids of its ok jobs (failed
+    jobs' runs are left out). Records with no run ids: the group alone."""
     from wandb_workspaces import expr
 
     group = expr.Metric("Group") == target.group
@@ -144,13 +206,15 @@ def failed_jobs_markdown(sweep: Sweep, target: Target) -> str:
     """One line per failed job: its W&B run (a link where it has one) or dir, and its error."""
     lines = []
     for job in sweep.failed:
-        run_id = (job.results.get("wandb") or {}).get("id")
+        run_id = job.wandb_run.get("id")
         where = f"`{job.path}`"
         if run_id and target.entity:
             where = f"[W&B run {run_id}](/{target.entity}/{target.project}/runs/{run_id}), {where}"
         error = (job.error or f"status {job.status}").splitlines()[0]
         lines.append(f"- **{job.name}** ({where}): {error}")
-    return "\n".join(lines) or "None: every job finished."
+    if not lines:
+        return "None: every job finished."
+    return "\n".join(["Their W&B runs are in no run set above.", "", *lines])
 
 
 def build_report(sweep: Sweep, target: Target, resolve_projects: bool = False):
@@ -172,10 +236,11 @@ def build_report(sweep: Sweep, target: Target, resolve_projects: bool = False):
         f"**{the_answer}**",
         f"Design: {design(analysis.levels)}." if analysis.levels else "",
         f"Sweep dir `{sweep.path}`; W&B group `{target.group}`; {len(sweep.ok)} jobs ok, "
-        f"{len(sweep.failed)} failed. Effects are paired by seed (Δ = level − reference on the "
-        "same seed, 95% t-interval); *settled at this budget* is the budget check (the effect on "
-        "validation accuracy at half of the epochs vs at the end); the offline report "
-        "(`report/report.md`) has the summary table and figures.",
+        f"{len(sweep.failed)} failed (listed at the end; the panels show the ok jobs). Effects "
+        "are paired by seed (Δ = level − reference on the same seed, 95% t-interval); *settled "
+        "at this budget* is the budget check (the effect on validation accuracy at half of the "
+        "epochs vs at the end); the offline report (`report/report.md`) has the summary table "
+        "and figures.",
     ]
     blocks = [wr.MarkdownBlock(text="\n\n".join(line for line in intro if line))]
     if analysis.levels:
@@ -213,7 +278,13 @@ def build_report(sweep: Sweep, target: Target, resolve_projects: bool = False):
 
 def build_workspace(sweep: Sweep, target: Target):
     """The ``ws.Workspace`` of a sweep (not saved): a section of panels per factor and one
-    with the parallel-coordinates panel, on one run set."""
+    with the parallel-coordinates panel, on one run set grouped by the factors.
+
+    W&B writes workspace sections with ``useRunsTableGroupingInPanels``: panels group as the
+    run set does, not by their own setting. With one factor that is the factor; with several,
+    the run set groups by each in turn (one line per condition) and a note at the top says so.
+    """
+    import wandb_workspaces.reports.v2 as wr
     import wandb_workspaces.workspaces as ws
 
     keys = {factor: group_key(sweep, factor) for factor in sweep.factors}
@@ -224,12 +295,35 @@ def build_workspace(sweep: Sweep, target: Target):
     overview = ws.Section(
         name="all factors", is_open=True, panels=[overview_panel([*keys.values()])]
     )
+    if len(keys) > 1:
+        note = ws.Section(
+            name="how runs are grouped",
+            is_open=True,
+            panels=[wr.MarkdownPanel(markdown=grouping_note(list(keys.values())))],
+        )
+        sections.insert(0, note)
     return ws.Workspace(
         entity=target.entity,
         project=target.project,
         name=f"Ablation: {target.group}",
-        runset_settings=ws.RunsetSettings(filters=run_filters(target)),
+        runset_settings=ws.RunsetSettings(
+            filters=run_filters(target), groupby=[_group_by(key) for key in keys.values()]
+        ),
         sections=[*sections, overview],
+        # W&B's default draws the first 10 runs of the run set in each panel
+        settings=ws.WorkspaceSettings(max_runs=max(10, len(target.run_ids))),
+    )
+
+
+def grouping_note(keys: list[str]) -> str:
+    """What a workspace grouped by several factors shows, and how to see one factor alone."""
+    order = ", then ".join(f"`{key}`" for key in keys)
+    return (
+        f"This sweep varies {len(keys)} factors. The runs table groups by {order}, and every "
+        "panel here groups as the runs table does: one line per condition (mean ± std over "
+        "seeds), whatever the section's name. To see one factor alone (its levels averaged over "
+        "the others), set the runs table's *Group* to that key only; the Report has a panel grid "
+        "per factor."
     )
 
 
@@ -332,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / REPORT_FILE).write_text(serialized(build_report(sweep, target)) + "\n")
         (out / WORKSPACE_FILE).write_text(serialized(build_workspace(sweep, target)) + "\n")
         print(f"W&B Report and workspace of {sweep.path} (not uploaded):")
+        print(f"  W&B {describe_target(target)}")
         print(f"  {out / REPORT_FILE}\n  {out / WORKSPACE_FILE}")
         if reason:
             print(
@@ -339,19 +434,34 @@ def main(argv: list[str] | None = None) -> int:
                 f"make publish ARGS=--sweep-dir={sweep.path}"
             )
         return 0
+    try:
+        settle_default_entity(target)
+    except Exception as err:  # network, auth: one line, not a trace
+        print(
+            f"dashboard: cannot ask W&B for your default entity ({describe(err)}); pass "
+            f"--entity or set {ENTITY_ENV}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"W&B {describe_target(target)}")
     if args.publish:
         from cnn_ablations import sync
 
-        options = ["-p", target.project, *(["-e", target.entity] if target.entity else [])]
+        options = ["-p", target.project, "-e", target.entity]
         offline_runs = sync.find_offline_runs([sweep.path])
         if offline_runs and sync.main([str(sweep.path), *options]) != 0:
             print("dashboard: wandb sync failed (above); the Report was not saved", file=sys.stderr)
             return 1
+    elif unsynced := unsynced_runs(sweep):
+        print(
+            f"dashboard: warning: {len(unsynced)} of the sweep's {len(sweep.ok)} ok runs are "
+            "offline and not uploaded, so their panels stay empty; upload them with `make "
+            f"publish ARGS=--sweep-dir={sweep.path}`:",
+            file=sys.stderr,
+        )
+        for run in unsynced:
+            print(f"  {run}", file=sys.stderr)
     try:
-        if not target.entity:
-            import wandb
-
-            target.entity = wandb.Api().default_entity
         urls = save_online(
             build_report(sweep, target, resolve_projects=True),
             build_workspace(sweep, target),

@@ -9,6 +9,7 @@ composition errors by :func:`describe_hydra_error` in the entry point: one depth
 import errno
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,6 +79,24 @@ def check_number(
 def check_fraction(key: str, value) -> None:
     """A probability of dropping or applying: in [0, 1)."""
     check_number(key, value, minimum=0, below=1)
+
+
+# wandb-workspaces re-parses a Report's or workspace's run filters from a string: it rewrites
+# `=`, `<`, `>` and `\` inside a value and fails on `'`; and it refuses a workspace name with a
+# symbol (Unicode categories Sm, Sc, Sk, So: `+`, `±`, `|`, `~`, `^`, `$`) or an emoji.
+WANDB_FILTER_BREAKERS = "'\\=<>"
+WANDB_NAME_CATEGORIES = ("Sm", "Sc", "Sk", "So", "Cs")
+
+
+def check_wandb_name(key: str, value: str) -> None:
+    """``value`` becomes part of a W&B group that the sweep's W&B Report filters on and its
+    workspace is named after: no character that wandb-workspaces rewrites or refuses."""
+    for char in str(value):
+        if char in WANDB_FILTER_BREAKERS or unicodedata.category(char) in WANDB_NAME_CATEGORIES:
+            raise ConfigError(
+                f"{key}={value!r} contains {char!r}, which the W&B Report and workspace of the "
+                "sweep cannot filter on or be named with; use letters, digits, '-', '_' or '.'"
+            )
 
 
 # --- a library's rejection of a setting --------------------------------------------------------

@@ -2,9 +2,9 @@
 
 :func:`recorded` wraps a job as lightning-hydra-template's ``task_wrapper`` does: it writes the
 job's ``results.json`` (``running``, then ``ok`` | ``failed`` | ``interrupted``), finishes the W&B
-run, and maps each kind of failure to one stderr line and an exit code (a single run), or to a
-recorded failure after which the sweep goes on (a multirun). ``HYDRA_FULL_ERROR=1`` re-raises
-for a traceback.
+run with the job's exit code (W&B marks a failed job's run failed), and maps each kind of failure
+to one stderr line and an exit code (a single run), or to a recorded failure after which the
+sweep goes on (a multirun). ``HYDRA_FULL_ERROR=1`` re-raises for a traceback.
 """
 
 import logging
@@ -170,9 +170,11 @@ def recorded(cfg: DictConfig) -> Iterator[Job]:
         log.info("%s", job.identity["progress"])  # in the console and train.log alike
     single = not job.multirun
     traceback = single and os.environ.get(TRACEBACK_ENV) == "1"  # a sweep goes on regardless
+    exit_code = 0  # the job's, also in a multirun: W&B marks a run with a non-zero one failed
     try:
         yield job
     except ConfigError as err:
+        exit_code = EXIT_CONFIG
         log.error("%s", err)
         job.fail("failed", str(err), record=job.multirun or job.written)
         if traceback:
@@ -183,6 +185,7 @@ def recorded(cfg: DictConfig) -> Iterator[Job]:
     except (KeyboardInterrupt, SystemExit) as err:
         # Ctrl-C (Lightning turns it into SystemExit after a graceful shutdown): the CSV and
         # checkpoints/last.ckpt of the last finished epoch are on disk. A multirun stops too.
+        exit_code = EXIT_INTERRUPTED
         job.fail("interrupted", f"interrupted ({type(err).__name__})", record=True)
         if job.multirun:
             hint = f"rerun the sweep command with resume={HydraConfig.get().sweep.dir}"
@@ -192,6 +195,7 @@ def recorded(cfg: DictConfig) -> Iterator[Job]:
         print(f"interrupted; {hint}", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     except Exception as err:
+        exit_code = EXIT_FAILED
         full_disk = disk_full(err, job.output_dir)
         if isinstance(err, JobFailed):
             message, line = str(err).split(";")[0], f"job failed: {err}"
@@ -212,4 +216,4 @@ def recorded(cfg: DictConfig) -> Iterator[Job]:
         if job.metrics is not None:
             job.write("ok", metrics=job.metrics)
     finally:
-        finish_wandb()
+        finish_wandb(exit_code)

@@ -8,6 +8,7 @@ swept keys with their levels in the order the sweep lists them (parsed with Hydr
 
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,7 +21,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from cnn_ablations import CONF_DIR, CONFIG_NAME
-from cnn_ablations.errors import EXIT_CONFIG, ConfigError, override_key
+from cnn_ablations.errors import EXIT_CONFIG, ConfigError, check_wandb_name, override_key
 from cnn_ablations.results import read_results
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,11 @@ class Job:
     @property
     def metrics(self) -> dict:
         return self.results.get("metrics") or {}
+
+    @property
+    def wandb_run(self) -> dict:
+        """The W&B run it recorded (mode, id, project, entity, run_dir), or ``{}``."""
+        return self.results.get("wandb") or {}
 
     @property
     def seed(self) -> int | None:
@@ -215,6 +221,27 @@ class DataCheck(Callback):
             load_dataset(config.data.dataset, config.data.root)
         except ConfigError as err:
             # Hydra turns an exception raised in a callback into a warning: exiting stops it
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(EXIT_CONFIG) from None
+
+
+class WandbNameCheck(Callback):
+    """Hydra callback: a sweep that logs to W&B under a group its W&B Report could not filter on
+    (``name``, the sweep dir's name or ``logger.wandb.group`` with a ``'``, ``=``, ``+``, ...)
+    stops before any job, with one line naming the character, and exits 2."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        node = config.get("logger", {}).get("wandb")
+        if node is None or (node.get("mode") or os.environ.get("WANDB_MODE")) == "disabled":
+            return
+        if node.get("group"):
+            names = {"logger.wandb.group": node.group}
+        else:  # the group is <name>-<sweep dir name> (job.job_identity)
+            names = {"name": config.name, "hydra.sweep.dir": Path(config.hydra.sweep.dir).name}
+        try:
+            for key, value in names.items():
+                check_wandb_name(key, value)
+        except ConfigError as err:
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(EXIT_CONFIG) from None
 

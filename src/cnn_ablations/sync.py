@@ -15,6 +15,7 @@ from pathlib import Path
 from cnn_ablations.sweep import default_output_root
 
 OFFLINE_PREFIX = "offline-run-"
+SYNCED_SUFFIX = ".wandb.synced"
 
 
 def find_offline_runs(paths: list[Path]) -> list[Path]:
@@ -30,6 +31,12 @@ def find_offline_runs(paths: list[Path]) -> list[Path]:
                 runs.setdefault(run.resolve(), run)
                 dirnames.remove(name)  # nothing to find inside a run
     return sorted(runs.values())
+
+
+def is_synced(run: Path) -> bool:
+    """Whether ``wandb sync`` uploaded the offline run in ``run``: it leaves a
+    ``run-<id>.wandb.synced`` marker next to the run file (and skips the run next time)."""
+    return any(run.glob(f"*{SYNCED_SUFFIX}"))
 
 
 def wandb_cli() -> Path:

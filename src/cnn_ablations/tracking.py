@@ -165,12 +165,13 @@ def _start_wandb(node: DictConfig, mode: str, labels: dict):
         return None, describe(err)
 
 
-def finish_wandb() -> None:
-    """End the current W&B run, if any: Hydra multirun reuses the process (one run per job)."""
+def finish_wandb(exit_code: int = 0) -> None:
+    """End the current W&B run, if any: Hydra multirun reuses the process (one run per job).
+    A non-zero ``exit_code`` (the job's) makes W&B mark the run failed, not finished."""
     import wandb
 
     try:
         if wandb.run is not None:
-            wandb.finish()
+            wandb.finish(exit_code=exit_code)
     except Exception as err:  # never lose a job's results to a tracking error at exit
         log.warning("wandb.finish() failed: %s", err)
