@@ -6,14 +6,16 @@ Usage: ``python -m cnn_ablations.dashboard [--sweep-dir DIR | --group GROUP] [--
 The Report is what people share and come back to: the study's answer, the effects and the
 literature's claims from the offline report, then per factor a panel grid of curves and bars
 grouped by that factor, a parallel-coordinates panel and the failed jobs. The workspace is the
-same panels on one run set, for exploring. Both read the sweep's records (``results.json``:
-W&B group, run ids, project, config-group choices), never a constant.
+same panels on one run set grouped by the factors, for exploring. Both read the sweep's records
+(``results.json``: W&B group, run ids, project, entity, config-group choices), never a constant,
+and plot the runs of the ok jobs only, as the offline report counts them.
 
 Offline, or with ``--print``, nothing is uploaded: the library's own serialized models go to
 ``SWEEP_DIR/report/wandb_report.json`` and ``wandb_workspace.json``. Online they are saved and
 their URLs printed and kept in ``wandb_published.json``, so saving again updates them.
 ``--publish`` first uploads the sweep's offline runs (``wandb sync``; their ids do not change,
-so a repeat adds no runs).
+so a repeat adds no runs) to the same entity the views are saved to; without it, the offline
+runs not uploaded yet are listed.
 """
 
 import argparse

@@ -234,13 +234,12 @@ class WandbNameCheck(Callback):
         node = config.get("logger", {}).get("wandb")
         if node is None or (node.get("mode") or os.environ.get("WANDB_MODE")) == "disabled":
             return
-        if node.get("group"):
-            names = {"logger.wandb.group": node.group}
-        else:  # the group is <name>-<sweep dir name> (job.job_identity)
-            names = {"name": config.name, "hydra.sweep.dir": Path(config.hydra.sweep.dir).name}
         try:
-            for key, value in names.items():
-                check_wandb_name(key, value)
+            if node.get("group"):
+                check_wandb_name("logger.wandb.group", node.group)
+            else:  # the group is <name>-<sweep dir name> (job.job_identity); the name first, as
+                check_wandb_name("name", config.name)  # reading the dir creates it
+                check_wandb_name("hydra.sweep.dir", Path(config.hydra.sweep.dir).name)
         except ConfigError as err:
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(EXIT_CONFIG) from None
