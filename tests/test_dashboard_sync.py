@@ -96,7 +96,7 @@ def assert_selects(runset: dict, group: str, run_ids: list[str]) -> None:
 
 
 def test_report_carries_the_answer_and_one_panel_grid_per_factor(sweeps):
-    from cnn_ablations.report.document import answer
+    from cnn_ablations.report.document import answer, question
     from cnn_ablations.report.stats import analyse
 
     _, ofat_dir, grid_dir = sweeps
@@ -112,7 +112,8 @@ def test_report_carries_the_answer_and_one_panel_grid_per_factor(sweeps):
         report = json.loads(dashboard.serialized(dashboard.build_report(sweep, target)))
         assert report["project"] == {"name": "cnn-ablations", "entityName": ""}
         markdown = [b["content"] for b in blocks_of(report, "markdown-block")]
-        assert markdown[0].startswith(f"**{answer(analyse(sweep))}**")
+        analysis = analyse(sweep)  # the budget, then the answer
+        assert markdown[0].startswith(f"**{question(analysis)}**\n\n**{answer(analysis)}**")
         assert markdown[1].startswith("| factor | level | vs |")  # the effects table
         headings = [b["children"][0]["text"] for b in blocks_of(report, "heading")]
         assert [h for h in headings if h.startswith("By ")] == [f"By {f}" for f in grouping]
