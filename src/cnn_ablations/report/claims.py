@@ -5,9 +5,10 @@ literature finds on accuracy, and the budget it is about: ``converged`` training
 is worth once trained) or ``speed`` of learning (accuracy after a short fixed budget). An effect
 of the sweep matches a claim when its level changes that key (a factorial sweep's own key, or the
 key a variant changes, read from the jobs' recorded configs). A study judges only the claims of
-its own budget; the others read *not tested at this budget*. Verdict: *agrees* when the 95%
-interval excludes 0 on the claimed side, *contradicts* when it excludes 0 on the other,
-*inconclusive at this n* otherwise; an effect its budget check finds not settled says so.
+its own budget; the others read *not tested at this budget*. Verdict, from the effect's
+(``seeds.verdicts``): *agrees* when it is resolved (Holm across the study's effects) on the
+claimed side, *contradicts* when on the other, else *no practical difference (within ±d)* or
+*inconclusive at this n*; an effect its budget check finds not settled says so.
 """
 
 from dataclasses import dataclass
@@ -140,10 +141,10 @@ def verdict(claim: Claim, effect, direction: int, budget: Budget | None) -> str:
     """The verdict on ``claim`` of one row of the effects table (see the module docstring)."""
     if budget is None or claim.budget != budget.kind:
         return NOT_AT_BUDGET
-    if effect.n < 2 or not effect.excludes_zero:
-        found = "inconclusive at this n"
-    else:
+    if effect.resolved:
         found = "agrees" if effect.effect * direction > 0 else "contradicts"
+    else:  # "no practical difference (within ±d)" or "inconclusive at this n"
+        found = effect.verdict
     return f"{found} (effect not settled at this budget)" if unsettled(effect.settled) else found
 
 
@@ -152,7 +153,7 @@ def measured_claims(
 ) -> pd.DataFrame:
     """One row per effect that a claim covers: the claim, its budget and source, the measured
     Δ and CI (points), and the verdict. ``jobs``, ``effects``, ``budget`` as in
-    ``stats.Analysis``."""
+    ``stats.Analysis`` (``effects`` with ``seeds.verdicts``' columns)."""
     configs_by_job = {job.name: _flat(job.results.get("config") or {}) for job in sweep.ok}
     rows = []
     for effect in effects.itertuples():

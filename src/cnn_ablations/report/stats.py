@@ -9,6 +9,7 @@ paired by seed.
 
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from scipy import stats
 
 from cnn_ablations.budget import CONVERGED, Budget, budget_of
 from cnn_ablations.report.claims import measured_claims
+from cnn_ablations.report.seeds import read_plan, verdicts
 from cnn_ablations.sweep import SEED, Sweep
 
 BASELINE = "baseline"
@@ -228,6 +230,19 @@ def settled(mid: float, end: float, half_width: float) -> bool | None:
     return bool(np.sign(mid) == np.sign(end) and abs(end - mid) <= half_width)
 
 
+def paired_differences(
+    jobs: pd.DataFrame, levels: dict[str, list[str]]
+) -> Iterator[tuple[str, str, str, pd.Series]]:
+    """(factor, level, reference, d by seed) of each effect, as :func:`effects` pairs them:
+    d_s = mean(test/acc | level, seed s) - mean(test/acc | reference, seed s), over the seeds
+    having both (the seeds planner and Stein's intervals read these)."""
+    for factor, ordered in levels.items():
+        reference = ordered[0]
+        test_acc = per_seed(jobs, factor, ordered, "test/acc")
+        for level in ordered[1:]:
+            yield factor, level, reference, (test_acc[level] - test_acc[reference]).dropna()
+
+
 def effects(jobs: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataFrame:
     """Effect on test accuracy (points) of each non-reference level of each factor, paired by
     seed, with its budget check.
@@ -333,7 +348,8 @@ def analyse(sweep: Sweep) -> Analysis:
     levels = factor_levels(sweep, jobs)
     baseline_best = jobs.loc[jobs["condition"] == reference_condition(levels), "val/acc_best"]
     jobs["epochs_to_reach"] = epochs_to_reach(curves, jobs, REACHED * baseline_best.mean())
-    main_effects = effects(jobs, levels)
+    differences = {(f, lv): d for f, lv, _, d in paired_differences(jobs, levels)}
+    main_effects = verdicts(effects(jobs, levels), differences, read_plan(sweep.path))
     return Analysis(
         sweep=sweep,
         budget=budget,

@@ -123,6 +123,16 @@ CI_COLUMNS = [
 ]
 
 
+# Stein's two-stage interval of an adaptive_seeds sweep's effects (report/seeds.py)
+STEIN_COLUMNS = [
+    Column("n needed", "n_needed", count),
+    Column("Stein Δ", "stein_effect", number(2, sign=True)),
+    Column("Stein 95% CI low", "stein_low", number(2, sign=True)),
+    Column("Stein 95% CI high", "stein_high", number(2, sign=True)),
+    Column("Stein interval", "interval", prose=True, csv="stein_interval"),
+]
+
+
 def summary_table(analysis: Analysis) -> Table:
     """Per condition; the training columns follow the budget: at convergence the epochs, the
     best epoch and what stopped the jobs, at a fixed budget the learning-speed figures."""
@@ -176,6 +186,13 @@ def effects_table(analysis: Analysis) -> Table:
         Column("settled at this budget", "settled", settled_text),
     ]
     title = "Effects on test accuracy (points; paired by seed, t-based 95% CI) and budget check"
+    if analysis.effects["n_needed"].notna().any():  # the seeds were planned (adaptive_seeds)
+        columns += STEIN_COLUMNS
+        title += "; the t-based CI ignores the data-chosen n: Stein's is the valid one"
+    columns += [
+        Column("resolved (Holm)", "resolved", yes_no),
+        Column("verdict", "verdict", prose=True),
+    ]
     return Table(title, columns, analysis.effects, emphasis={"excludes_zero": bool})
 
 
