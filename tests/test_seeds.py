@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 from scipy import stats
 from statsmodels.stats.weightstats import DescrStatsW
-from tests.conftest import FAST, compose_cfg, run_cli
+from tests.conftest import FAST, REPO, compose_cfg, run_cli
 
 from cnn_ablations.report.seeds import (
     EQUIVALENT,
@@ -230,7 +230,8 @@ def test_adaptive_seeds_needs_a_seed_list_in_the_grid(cli):
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_adaptive_seeds_runs_through_the_launcher(launcher, tmp_path):
     args = ["-m", *TINY_SWEEP, f"hydra/launcher={launcher}", "optimizer.lr=0.001,0.01", "seed=0,1"]
-    result = run_cli(args, tmp_path)
+    # the subprocess runs in tmp_path: put this checkout's src/ (and its plugin) on its path
+    result = run_cli(args, tmp_path, env={"PYTHONPATH": str(REPO / "src")})
     assert result.returncode == 0, result.stderr[-3000:]
     sweep_dir = sweep_dir_of(tmp_path)
     target = OmegaConf.load(sweep_dir / "multirun.yaml").hydra.launcher._target_

@@ -94,8 +94,13 @@ def render_markdown(analysis: Analysis, figures: list[str]) -> str:
             "the same paired effect on the best validation accuracy at half of each job's "
             "epochs and at its end; an effect whose sign flips between the two, or that moves by "
             "more than its interval's half-width, is **not settled at this budget** (hollow "
-            "diamond in the figure): more training could change it. Data: "
-            "[effects.csv](effects.csv).",
+            "diamond in the figure): more training could change it. *Resolved (Holm)*: p < 0.05 "
+            "after Holm's correction across these effects; verdict: resolved, else *no "
+            "practical difference (within ±d)* when the interval lies inside ±d (the seeds "
+            "plan's half-width), else *inconclusive at this n*. With "
+            "`hydra/sweeper=adaptive_seeds` each effect's seeds were planned by Stein's "
+            "two-stage rule: Stein's interval Δ ± t(0.975, n1−1)·s1/√n is the valid one "
+            "(docs/sweeps.md). Data: [effects.csv](effects.csv).",
             "",
             effects_table(analysis).to_markdown(),
         ]
@@ -110,9 +115,9 @@ def render_markdown(analysis: Analysis, figures: list[str]) -> str:
             "Each claim is about converged training or about the speed of learning (*about*); "
             "this study judges only the claims of its own budget, the others read *not tested "
             "at this budget*. Each judged claim set against this sweep's effect: *agrees* when "
-            "the 95% interval excludes 0 on the claimed side, *contradicts* when it excludes 0 "
-            "on the other side, *inconclusive at this n* otherwise. Data: "
-            "[claims.csv](claims.csv).",
+            "the effect is resolved (Holm, as in the effects table) on the claimed side, "
+            "*contradicts* when on the other side, else the effect's verdict: *no practical "
+            "difference (within ±d)* or *inconclusive at this n*. Data: [claims.csv](claims.csv).",
             "",
             claims.to_markdown(),
         ]
