@@ -242,9 +242,14 @@ def test_adaptive_seeds_runs_through_the_launcher(launcher, tmp_path):
     assert plan["stage2_jobs"]  # |Δ| of several points at halfwidth 0.5: capped, seed 2 ran
 
 
-def test_lenet_ablation_full_plans_its_seeds():
+def test_lenet_ablation_full_plans_its_seeds_and_the_converged_study_can():
     cfg = compose_cfg(["sweep=lenet_ablation_full"], hydra_cfg=True)
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("AdaptiveSeedsSweeper")
     assert (sweeper.first, sweeper.max, sweeper.halfwidth) == (4, 10, 1.0)
     assert sweeper.params.seed.split(",")[:4] == ["0", "1", "2", "3"]
+    converged = ["sweep=lenet_ablation_converged", "hydra/sweeper=adaptive_seeds"]
+    cfg = compose_cfg([*converged, "hydra.sweeper.halfwidth=0.5"], hydra_cfg=True)
+    assert cfg.hydra.sweeper._target_.endswith("AdaptiveSeedsSweeper")
+    assert cfg.hydra.sweeper.halfwidth == 0.5 and "variant" in cfg.hydra.sweeper.params
+    assert cfg.callbacks.early_stopping.monitor == "val/acc"
