@@ -198,6 +198,8 @@ def test_adaptive_seeds_runs_stage_2_for_exactly_the_planned_effects_and_resumes
     assert effects.loc["0.01", "n_needed"] == by_level["0.01"]["n_needed"]
     assert effects.loc["0.01", "stein_interval"].startswith("cap reached: n=3 of")
     assert "verdict" in effects and "resolved" in effects
+    answer = (sweep_dir / "report" / "report.md").read_text()
+    assert "Seeds planned per effect by Stein's rule for ±0.5 points: 2 to 3;" in answer
 
     # after a kill: one stage-2 job never ran, one stage-1 job was cut off mid-fit
     import shutil

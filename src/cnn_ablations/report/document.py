@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cnn_ablations.report.figures import write_figures
+from cnn_ablations.report.seeds import EQUIVALENT, read_plan
 from cnn_ablations.report.stats import BASELINE, Analysis, analyse, design
 from cnn_ablations.report.tables import (
     claims_table,
@@ -34,9 +35,25 @@ def answer(analysis: Analysis) -> str:
     half = effects["half_width"].dropna()
     finest = f"; 95% intervals ±{half.min():.2f} to ±{half.max():.2f} points" if len(half) else ""
     seeds = int(effects["n"].median())
-    return (
+    sentence = (
         f"{resolved} of {len(effects)} effects resolved (their 95% interval excludes 0) "
         f"with {seeds} seeds{finest}."
+    )
+    return sentence + seeds_plan_answer(analysis)
+
+
+def seeds_plan_answer(analysis: Analysis) -> str:
+    """For a sweep whose seeds were planned (adaptive_seeds): seeds per effect and verdicts."""
+    plan, effects = read_plan(analysis.sweep.path), analysis.effects
+    if plan is None or effects["n_stein"].isna().all():
+        return ""
+    n = effects["n_stein"].dropna()
+    equivalent = int((effects["verdict"] == EQUIVALENT.format(d=plan["halfwidth"])).sum())
+    return (
+        f" Seeds planned per effect by Stein's rule for ±{plan['halfwidth']:g} points: "
+        f"{n.min():.0f} to {n.max():.0f}; {int(effects['resolved'].sum())} resolved after "
+        f"Holm's correction, {equivalent} with no practical difference (within "
+        f"±{plan['halfwidth']:g})."
     )
 
 
