@@ -101,7 +101,7 @@ def test_csvs_round_trip_through_pandas_with_snake_case_names(ofat, factorial):
     effects = pd.read_csv(ofat[2] / "effects.csv")
     assert list(effects.columns) == [
         "factor", "level", "reference", "n", "delta", "ci_low", "ci_high", "halfwidth",
-        "excludes_zero", "val_delta_mid", "val_delta_end", "settled",
+        "excludes_zero", "resolved", "verdict", "val_delta_mid", "val_delta_end", "settled",
     ]  # fmt: skip
     expected = analyse(load_sweep(ofat[0])).effects
     for written, computed in [

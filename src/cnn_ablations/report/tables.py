@@ -126,7 +126,7 @@ CI_COLUMNS = [
 # Stein's two-stage interval of an adaptive_seeds sweep's effects (report/seeds.py)
 STEIN_COLUMNS = [
     Column("n needed", "n_needed", count),
-    Column("Stein Δ", "stein_effect", number(2, sign=True)),
+    Column("Stein Δ", "stein_effect", number(2, sign=True), csv="stein_delta"),
     Column("Stein 95% CI low", "stein_low", number(2, sign=True)),
     Column("Stein 95% CI high", "stein_high", number(2, sign=True)),
     Column("Stein interval", "interval", prose=True, csv="stein_interval"),
@@ -174,6 +174,11 @@ def settled_text(value) -> str:
 
 
 def effects_table(analysis: Analysis) -> Table:
+    title = "Effects on test accuracy (points; paired by seed, t-based 95% CI) and budget check"
+    stein = []
+    if analysis.effects["n_needed"].notna().any():  # the seeds were planned (adaptive_seeds)
+        stein = STEIN_COLUMNS
+        title += "; the t-based CI ignores the data-chosen n: Stein's is the valid one"
     columns = [
         *CONTRAST_COLUMNS,
         Column("n seeds", "n", count),
@@ -181,17 +186,12 @@ def effects_table(analysis: Analysis) -> Table:
         *CI_COLUMNS,
         Column("± (smallest effect resolved)", "half_width", number(2), csv="halfwidth"),
         Column("CI excludes 0", "excludes_zero", yes_no),
+        *stein,
+        Column("resolved (Holm)", "resolved", yes_no),
+        Column("verdict", "verdict", prose=True),
         Column("val Δ at half budget", "val_effect_mid", number(2, sign=True), csv="val_delta_mid"),
         Column("val Δ at the end", "val_effect_end", number(2, sign=True), csv="val_delta_end"),
         Column("settled at this budget", "settled", settled_text),
-    ]
-    title = "Effects on test accuracy (points; paired by seed, t-based 95% CI) and budget check"
-    if analysis.effects["n_needed"].notna().any():  # the seeds were planned (adaptive_seeds)
-        columns += STEIN_COLUMNS
-        title += "; the t-based CI ignores the data-chosen n: Stein's is the valid one"
-    columns += [
-        Column("resolved (Holm)", "resolved", yes_no),
-        Column("verdict", "verdict", prose=True),
     ]
     return Table(title, columns, analysis.effects, emphasis={"excludes_zero": bool})
 
