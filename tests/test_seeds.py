@@ -250,8 +250,7 @@ def test_lenet_ablation_full_plans_its_seeds_and_the_converged_study_can():
     assert sweeper._target_.endswith("AdaptiveSeedsSweeper")
     assert (sweeper.first, sweeper.max, sweeper.halfwidth) == (4, 10, 1.0)
     assert sweeper.params.seed.split(",")[:4] == ["0", "1", "2", "3"]
-    converged = ["sweep=lenet_ablation_converged", "hydra/sweeper=adaptive_seeds"]
-    cfg = compose_cfg([*converged, "hydra.sweeper.halfwidth=0.5"], hydra_cfg=True)
+    cfg = compose_cfg(["sweep=lenet_ablation_converged", "hydra.sweeper.halfwidth=0.5"], True)
     assert cfg.hydra.sweeper._target_.endswith("AdaptiveSeedsSweeper")
     assert cfg.hydra.sweeper.halfwidth == 0.5 and "variant" in cfg.hydra.sweeper.params
     assert cfg.callbacks.early_stopping.monitor == "val/acc"
