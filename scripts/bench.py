@@ -236,7 +236,7 @@ class InterleavedPlainEpochs(EpochTimer):
     This machine's speed drifts by +-15% over tens of seconds (other tenants), so (a) and (b) are
     timed in alternation, epoch by epoch, and each pair sees the same conditions. (a) runs with
     torch's defaults, as a script that never imported Lightning would: non-deterministic, and
-    without Lightning's ``PYTORCH_NVML_BASED_CUDA_CHECK`` (see ``Classifier.on_fit_start``).
+    without Lightning's ``PYTORCH_NVML_BASED_CUDA_CHECK`` (see ``module.FastCpuFit``).
     """
 
     def __init__(self, plain: PlainLoop):

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from tests.conftest import FAST, only_run_dir, results
 
+from cnn_ablations.record import Metrics, RunRecord
 from cnn_ablations.report import build_report
 from cnn_ablations.report.stats import analyse
-from cnn_ablations.results import write_results
-from cnn_ablations.sweep import load_sweep
+from cnn_ablations.sweepdir import load_sweep
 from cnn_ablations.tracking import CSVLogger
 from fake_sweep import write_multirun
 
@@ -32,8 +32,8 @@ def baseline_curve(epochs: int) -> np.ndarray:
 
 
 def write_converged_job(sweep_dir, variant: str, seed: int, val_acc: np.ndarray, test_acc: float):
-    """A job dir as a converged run leaves it: results.json by ``write_results`` and the
-    curves by the project's ``CSVLogger``."""
+    """A job dir as a converged run leaves it: its ``RunRecord`` and the curves by the
+    project's ``CSVLogger``."""
     job_dir = sweep_dir / f"variant={variant},seed={seed}"
     (job_dir / ".hydra").mkdir(parents=True)
     logger = CSVLogger(save_dir=str(job_dir), name="csv", version="")
@@ -51,17 +51,14 @@ def write_converged_job(sweep_dir, variant: str, seed: int, val_acc: np.ndarray,
         "params": 61706,
         "sec_per_epoch": 7.0,
     }
-    write_results(
-        job_dir,
-        {
-            "status": "ok",
-            "overrides": [f"variant={variant}", f"seed={seed}"],
-            "seed": seed,
-            "metrics": metrics,
-            "metrics_csv": "csv/metrics.csv",
-            "config": {**CONVERGED_CONFIG, **VARIANT_CONFIG[variant], "seed": seed},
-        },
-    )
+    RunRecord(
+        status="ok",
+        overrides=[f"variant={variant}", f"seed={seed}"],
+        seed=seed,
+        metrics=Metrics.model_validate(metrics),
+        metrics_csv="csv/metrics.csv",
+        config={**CONVERGED_CONFIG, **VARIANT_CONFIG[variant], "seed": seed},
+    ).save(job_dir)
 
 
 @pytest.fixture(scope="module")

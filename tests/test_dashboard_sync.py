@@ -15,8 +15,8 @@ import wandb_workspaces.workspaces as ws
 from tests.conftest import TINY, run_cli
 from tests.wandb_records import config, exit_code, history_keys, run_record
 
-from cnn_ablations import dashboard, sync
-from cnn_ablations.sweep import load_sweep
+from cnn_ablations import dashboard, sync, wandb_views
+from cnn_ablations.sweepdir import load_sweep
 from fake_sweep import make_factorial_sweep, make_ofat_sweep
 
 OFAT_GROUP = "lenet_ablation-2026-11-23_12-00-00"
@@ -108,8 +108,8 @@ def test_report_carries_the_answer_and_one_panel_grid_per_factor(sweeps):
         ),
     ]:
         sweep = load_sweep(sweep_dir)
-        target = dashboard.wandb_target(sweep)
-        report = json.loads(dashboard.serialized(dashboard.build_report(sweep, target)))
+        target = wandb_views.wandb_target(sweep)
+        report = json.loads(wandb_views.serialized(wandb_views.wandb_report(sweep, target)))
         assert report["project"] == {"name": "cnn-ablations", "entityName": ""}
         markdown = [b["content"] for b in blocks_of(report, "markdown-block")]
         analysis = analyse(sweep)  # the budget, then the answer
@@ -142,7 +142,8 @@ def test_report_carries_the_answer_and_one_panel_grid_per_factor(sweeps):
         ]
     failed = markdown[-1]  # grid: no failures; the one-factor sweep has two
     assert failed == "None: every job finished."
-    report = json.loads(dashboard.serialized(dashboard.build_report(load_sweep(ofat_dir), target)))
+    ofat = load_sweep(ofat_dir)
+    report = json.loads(wandb_views.serialized(wandb_views.wandb_report(ofat, target)))
     failed = blocks_of(report, "markdown-block")[-1]["content"]
     assert "**variant=relu,seed=3**" in failed and "loss is NaN" in failed
     assert "**variant=relu,seed=4**" in failed and "no results.json" in failed
@@ -158,9 +159,9 @@ def test_records_without_choices_group_a_config_group_by_job_type(sweeps, tmp_pa
         del record["choices"]
         path.write_text(json.dumps(record))
     sweep = load_sweep(old)
-    assert dashboard.group_key(sweep, "variant") == "run.jobType"  # job_type = the variant
+    assert wandb_views.group_key(sweep, "variant") == "run.jobType"  # job_type = the variant
     report = json.loads(
-        dashboard.serialized(dashboard.build_report(sweep, dashboard.wandb_target(sweep)))
+        wandb_views.serialized(wandb_views.wandb_report(sweep, wandb_views.wandb_target(sweep)))
     )
     grid, overview = blocks_of(report, "panel-grid")
     assert grid["metadata"]["runSets"][0]["grouping"] == [{"section": "run", "name": "jobType"}]
@@ -171,7 +172,8 @@ def test_records_without_choices_group_a_config_group_by_job_type(sweeps, tmp_pa
 def test_workspace_has_the_same_panels_on_one_run_set_grouped_by_the_factors(sweeps):
     _, ofat_dir, grid_dir = sweeps
     sweep = load_sweep(grid_dir)
-    workspace = dashboard.build_workspace(sweep, dashboard.wandb_target(sweep, entity="someone"))
+    target = wandb_views.wandb_target(sweep, entity="someone")
+    workspace = wandb_views.build_workspace(sweep, target)
     assert isinstance(workspace, ws.Workspace)
     assert [s.name for s in workspace.sections] == [
         "how runs are grouped",  # two factors: the note says what the panels show
@@ -186,7 +188,7 @@ def test_workspace_has_the_same_panels_on_one_run_set_grouped_by_the_factors(swe
     assert [type(p) for p in first] == [wr.LinePlot, wr.LinePlot, wr.BarPlot]
     assert first[0].groupby.name == "model.activation" and first[0].y == ["val/acc"]
     assert isinstance(workspace.sections[-1].panels[0], wr.ParallelCoordinatesPlot)
-    view = json.loads(dashboard.serialized(workspace))
+    view = json.loads(wandb_views.serialized(workspace))
     assert view["entity"] == "someone" and view["project"] == "cnn-ablations"
     (runset,) = view["spec"]["section"]["runSets"]
     assert filter_values(runset) == {"group": "lenet_grid-2026-11-24_09-00-00"}
@@ -198,8 +200,8 @@ def test_workspace_has_the_same_panels_on_one_run_set_grouped_by_the_factors(swe
     assert view["spec"]["section"]["settings"]["useRunsTableGroupingInPanels"] is True
 
     one = load_sweep(ofat_dir)
-    workspace = dashboard.build_workspace(one, dashboard.wandb_target(one))
-    view = json.loads(dashboard.serialized(workspace))
+    workspace = wandb_views.build_workspace(one, wandb_views.wandb_target(one))
+    view = json.loads(wandb_views.serialized(workspace))
     (runset,) = view["spec"]["section"]["runSets"]
     assert runset["grouping"] == [{"section": "config", "name": "choices.value.variant"}]
     sections = view["spec"]["section"]["panelBankConfig"]["sections"]
@@ -278,8 +280,8 @@ def test_saving_again_updates_the_saved_views_in_place(sweeps, monkeypatch, tmp_
 
     def views(sweep_dir):
         sweep = load_sweep(sweep_dir)
-        target = dashboard.wandb_target(sweep, entity="team")
-        return dashboard.build_report(sweep, target), dashboard.build_workspace(sweep, target)
+        target = wandb_views.wandb_target(sweep, entity="team")
+        return wandb_views.wandb_report(sweep, target), wandb_views.build_workspace(sweep, target)
 
     first = dashboard.save_online(*views(ofat_dir), published)
     assert json.loads(published.read_text()) == first and len(server.saved) == 2
@@ -295,10 +297,10 @@ def test_a_failed_save_keeps_the_url_of_what_was_saved(sweeps, monkeypatch, tmp_
     _, ofat_dir, _ = sweeps
     FakeServer(monkeypatch, fail_workspace=True)
     sweep = load_sweep(ofat_dir)
-    target = dashboard.wandb_target(sweep, entity="team")
+    target = wandb_views.wandb_target(sweep, entity="team")
     published = tmp_path / dashboard.PUBLISHED_FILE
     with pytest.raises(ConnectionError):
-        views = dashboard.build_report(sweep, target), dashboard.build_workspace(sweep, target)
+        views = wandb_views.wandb_report(sweep, target), wandb_views.build_workspace(sweep, target)
         dashboard.save_online(*views, published)
     assert list(json.loads(published.read_text())) == ["report"]  # next time: updated, not copied
 
@@ -408,8 +410,8 @@ def test_a_failed_jobs_run_is_marked_failed_and_plotted_nowhere(failed_sweep, ca
     assert failed_text.startswith("Their W&B runs are in no run set above.")
     assert f"**{failed.name}**" in failed_text and "non-finite loss" in failed_text
 
-    target = dashboard.wandb_target(sweep, entity="team")  # online: a link to the failed run
-    text = dashboard.failed_jobs_markdown(sweep, target)
+    target = wandb_views.wandb_target(sweep, entity="team")  # online: a link to the failed run
+    text = wandb_views.failed_jobs_markdown(sweep, target)
     assert f"[W&B run {failed_id}](/team/cnn-ablations/runs/{failed_id})" in text
 
 

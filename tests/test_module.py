@@ -3,6 +3,7 @@
 import os
 from functools import partial
 
+import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -53,3 +54,22 @@ def test_cpu_fit_skips_the_per_step_nvml_probe_and_restores_it(tmp_path, monkeyp
     trainer.fit(_frozen_classifier(), train_dataloaders=_loader(64, 32))
     assert probe.seen is None
     assert os.environ.get(NVML_CUDA_CHECK) == "1"
+
+
+class _FailMidFit(_EnvDuringFit):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
+        self.fill = torch.utils.deterministic.fill_uninitialized_memory
+        raise RuntimeError("a failure mid-fit")
+
+
+def test_a_failed_fit_puts_the_process_settings_back_too(tmp_path, monkeypatch):
+    monkeypatch.setenv(NVML_CUDA_CHECK, "1")
+    monkeypatch.setattr(torch.utils.deterministic, "fill_uninitialized_memory", True)
+    probe = _FailMidFit()
+    trainer = bare_trainer(tmp_path, max_epochs=1, limit_val_batches=0, callbacks=[probe])
+    with pytest.raises(RuntimeError, match="a failure mid-fit"):
+        trainer.fit(_frozen_classifier(), train_dataloaders=_loader(64, 32))
+    assert (probe.seen, probe.fill) == (None, False)  # changed during the fit
+    assert os.environ.get(NVML_CUDA_CHECK) == "1"
+    assert torch.utils.deterministic.fill_uninitialized_memory is True

@@ -13,7 +13,7 @@ from cnn_ablations.report import build_report
 from cnn_ablations.report.__main__ import main
 from cnn_ablations.report.stats import analyse, epoch_curves
 from cnn_ablations.report.tables import claims_table, effects_table, summary_table
-from cnn_ablations.sweep import load_sweep
+from cnn_ablations.sweepdir import load_sweep
 from fake_sweep import EPOCHS, curve, make_factorial_sweep, make_ofat_sweep, write_job
 
 VARIANTS = ["baseline", "sigmoid", "relu"]

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+import pytorch_lightning as pl
 import torch
 from tests.conftest import FAST, compose_cfg, only_run_dir, run_cli
 
@@ -143,7 +144,7 @@ def _start_and_stop_after_first_epoch(tmp_path, sig) -> tuple[int, str]:
     # resumed run starts the next epoch), a limit noted in docs/troubleshooting.md
     while not (
         list(tmp_path.glob("outputs/runs/*/*/checkpoints/last.ckpt"))
-        and any(r["train/loss"] for r in metrics_rows(only_run_dir(tmp_path)))
+        and any(r.get("train/loss") for r in metrics_rows(only_run_dir(tmp_path)))
     ):
         assert proc.poll() is None and time.time() < deadline, "run ended before a checkpoint"
         time.sleep(0.02)
@@ -188,6 +189,46 @@ def test_resume_refuses_a_run_with_other_overrides(reference_run, cli):
     assert result.returncode == 2
     assert f"resume: {reference_run} was run with overrides" in last_line(result)
     assert results(reference_run)["status"] == "ok"  # untouched
+
+
+def test_resume_with_the_dir_alone_finishes_an_interrupted_run_as_if_never_stopped(
+    reference_run, cli, tmp_path
+):
+    returncode, _ = _start_and_stop_after_first_epoch(tmp_path, signal.SIGINT)
+    assert returncode == 130
+    run_dir = only_run_dir(tmp_path)
+    result = cli(f"resume={run_dir}")  # its overrides come from the run's own record
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed, reference = results(run_dir), results(reference_run)
+    assert resumed["status"] == "ok" and resumed["overrides"] == reference["overrides"]
+    for key in ("test/acc", "test/loss", "val/loss", "val/acc_best", "train/loss", "epochs"):
+        assert resumed["metrics"][key] == reference["metrics"][key], key
+    assert metrics_rows(run_dir) == metrics_rows(reference_run)
+
+
+def test_resume_with_the_dir_refuses_only_an_override_that_differs(reference_run, cli):
+    result = cli(f"resume={reference_run}", "model.dropout=0.3")
+    assert result.returncode == 2
+    assert "(model.dropout=0.3, model.dropout=0.2 differ)" in last_line(result)
+    result = cli(f"resume={reference_run}", "model.dropout=0.2")  # as saved: nothing to redo
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "already finished; skipping it" in (reference_run / "train.log").read_text()
+    assert results(reference_run)["status"] == "ok"
+
+
+class ExitInFit(pl.Callback):
+    """A library that calls ``sys.exit(3)`` while a job trains."""
+
+    def on_train_start(self, trainer, pl_module):
+        sys.exit(3)
+
+
+def test_a_system_exit_that_is_not_ctrl_c_is_recorded_as_a_failure(cli, tmp_path):
+    callback = f"+callbacks.exit._target_={__name__}.ExitInFit"
+    result = cli(*FAST, "trainer.max_epochs=1", "trainer.limit_train_batches=2", callback)
+    assert result.returncode == 3
+    record = results(only_run_dir(tmp_path))
+    assert (record["status"], record["error"]) == ("failed", "SystemExit: 3")
 
 
 def test_checkpoint_of_another_model_is_refused(reference_run, cli):

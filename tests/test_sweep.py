@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 from tests.conftest import CONF_DIR, TINY, compose_cfg, run_cli, run_dirs
 from tests.wandb_records import run_record
 
-from cnn_ablations.results import write_results
-from cnn_ablations.sweep import load_sweep, swept_levels
+from cnn_ablations.record import Metrics, RunRecord
+from cnn_ablations.sweepdir import load_sweep, swept_levels
 
 
 def test_2x2_multirun_gives_4_jobs_each_with_outputs_and_its_own_wandb_run(cli, tmp_path):
@@ -220,8 +220,8 @@ def test_ddp_cpu_multirun_gives_one_dir_per_job(tmp_path):
 def test_killed_or_crashed_jobs_count_as_failed(tmp_path):
     for job in ("seed=0", "seed=1", "seed=2"):
         (tmp_path / job / ".hydra").mkdir(parents=True)
-    write_results(tmp_path / "seed=0", {"status": "ok", "error": None, "metrics": {}})
-    write_results(tmp_path / "seed=1", {"status": "running", "error": None})
+    RunRecord(status="ok", error=None, metrics=Metrics()).save(tmp_path / "seed=0")
+    RunRecord(status="running", error=None).save(tmp_path / "seed=1")
     sweep = load_sweep(tmp_path)
     jobs = {j.name: j for j in sweep.jobs}
     assert jobs["seed=0"].ok

@@ -1,8 +1,11 @@
-"""Build a job's parts from its config: data, network, LightningModule, loggers, callbacks, trainer.
+"""Build a job's parts from its config, one named step each: data, model, loggers, callbacks,
+trainer (:func:`build`).
 
-Every component is made by :func:`instantiate`, where a library's rejection of a setting (a
+What a config group describes (data module, network, optimizer, scheduler, loggers, callbacks,
+trainer) is made by :func:`instantiate`, where a library's rejection of a setting (a
 constructor's ``ValueError``, Lightning's ``MisconfigurationException``, an unknown keyword)
-becomes one ``ConfigError`` line naming the key: the one place such errors are translated.
+becomes one ``ConfigError`` line naming the key. The ``Classifier`` wrapping the network is
+made here from those parts; the W&B logger starts once the trainer exists (``tracking``).
 """
 
 import logging
@@ -18,10 +21,12 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ModelSummary, ProgressB
 from pytorch_lightning.loggers import csv_logs
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from cnn_ablations.errors import ConfigError, first_line, rejected_settings
+from cnn_ablations.errors import ConfigError, one_line, rejected_settings
+from cnn_ablations.job import Identity
 from cnn_ablations.module import Classifier
 from cnn_ablations.progress import JobProgressBar
-from cnn_ablations.tracking import CSVLogger, attach_wandb, make_loggers
+from cnn_ablations.record import WandbRun
+from cnn_ablations.tracking import CSVLogger, attach_wandb
 from cnn_ablations.validate import check_checkpoint
 
 log = logging.getLogger(__name__)
@@ -44,7 +49,7 @@ class Parts:
     trainer: pl.Trainer
     ckpt_path: str | None  # what fit resumes from
     resumed_step: int | None  # its global step
-    wandb: dict | None  # the W&B run's identity, for results.json
+    wandb: WandbRun | None  # the W&B run, for results.json
     metrics_csv: str | None  # the CSV logger's file, relative to the job dir
 
 
@@ -56,80 +61,119 @@ def instantiate(node: DictConfig, group: str, overrides: list[str], **kwargs):
     except InstantiationException as err:
         cause = err.__cause__  # what the target raised; Hydra wraps it
         if cause is None or isinstance(cause, ImportError):  # a _target_ that does not exist
-            raise ConfigError(f"{group}._target_: {first_line(err)}") from None
+            raise ConfigError(f"{group}._target_: {one_line(err, typed=False)}") from None
         with rejected_settings(group, target, overrides, kinds=LIBRARY_ERRORS):
             raise cause from None
 
 
-def build(cfg: DictConfig, identity: dict, output_dir: Path) -> Parts:
-    """Seed, then make data, network, module, loggers, callbacks and trainer (nothing runs)."""
-    overrides = identity["overrides"]
+def build(cfg: DictConfig, identity: Identity, output_dir: Path) -> Parts:
+    """Seed, then make data, model, loggers, callbacks and trainer (nothing runs yet)."""
+    overrides = identity.overrides
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.get("torch_threads"):
         torch.set_num_threads(cfg.torch_threads)
+    datamodule = build_data(cfg, overrides)
+    model = build_model(cfg, datamodule.num_classes, overrides)
+    ckpt_path = cfg.ckpt_path
+    if cfg.resume and ckpt_path is None and cfg.train:
+        ckpt_path = last_checkpoint(cfg, output_dir)
+    resumed_step = check_checkpoint(ckpt_path, model)
+    # nothing is written before the trainer exists: Lightning may still refuse a setting
+    loggers = build_loggers(cfg.logger, overrides)
+    callbacks = build_callbacks(cfg.callbacks, cfg.trainer, overrides, identity.progress)
+    trainer = build_trainer(cfg, identity, loggers, callbacks)
+    wandb_run = attach_wandb(trainer, cfg.logger.get("wandb"), identity)
+    hyperparams = {
+        **OmegaConf.to_container(cfg, resolve=True),
+        "choices": identity.choices,
+        **datamodule.summary,
+    }
+    for logger in trainer.loggers:
+        if cfg.resume and isinstance(logger, CSVLogger):  # the interrupted epoch is logged again
+            logger.drop_rows_after(resumed_step if resumed_step is not None else -1)
+        logger.log_hyperparams(hyperparams)
+    metrics_csv = csv_file(loggers, output_dir)
+    return Parts(datamodule, model, trainer, ckpt_path, resumed_step, wandb_run, metrics_csv)
+
+
+def build_data(cfg: DictConfig, overrides: list[str]) -> pl.LightningDataModule:
+    """The data module of ``cfg.data``, set up (its splits loaded)."""
     datamodule = instantiate(cfg.data, "data", overrides)
     datamodule.setup()
+    return datamodule
+
+
+def build_model(cfg: DictConfig, num_classes: int, overrides: list[str]) -> Classifier:
+    """The ``Classifier`` of ``cfg.model``'s network, trained by ``cfg.optimizer`` (and
+    ``cfg.scheduler``). torch checks lr, betas, ... only when an optimizer is made: one is made
+    here on a dummy parameter, so a bad value fails now, not mid-fit."""
     net = instantiate(cfg.model, "model", overrides)
     optimizer = instantiate(cfg.optimizer, "optimizer", overrides)
     scheduler = instantiate(cfg.scheduler, "scheduler", overrides) if cfg.get("scheduler") else None
-    # torch checks lr, betas, ... when an optimizer is made; make one now, not mid-fit
     with rejected_settings("optimizer", cfg.optimizer._target_, overrides):
         probe = optimizer(params=[torch.nn.Parameter(torch.zeros(1))])
     if scheduler is not None:
         with rejected_settings("scheduler", cfg.scheduler._target_, overrides):
             scheduler(optimizer=probe)
-    model = Classifier(
+    return Classifier(
         net=net,
         optimizer=optimizer,
         scheduler=scheduler,
-        num_classes=datamodule.num_classes,
+        num_classes=num_classes,
         compile_net=cfg.compile,
         channels_last=cfg.channels_last,
     )
-    ckpt_path = cfg.ckpt_path
-    if cfg.resume and ckpt_path is None and cfg.train:
-        ckpt_path = _last_checkpoint(cfg, output_dir)
-    resumed_step = check_checkpoint(ckpt_path, model)
-
-    # nothing is written before the trainer exists: Lightning may still refuse a setting
-    loggers = make_loggers(cfg.logger)
-    callbacks = build_callbacks(cfg.callbacks, cfg.trainer, overrides)
-    for callback in callbacks:
-        if isinstance(callback, JobProgressBar):
-            callback.job_label = identity["progress"]
-    strategy = {}
-    if identity["multirun"] and cfg.trainer.get("strategy") == "ddp":
-        # plain ddp re-runs the Hydra command per rank, which would start a second sweep
-        log.warning("multirun: using strategy=ddp_spawn instead of ddp (one run per job)")
-        strategy = {"strategy": "ddp_spawn"}
-    trainer = instantiate(
-        cfg.trainer, "trainer", overrides, logger=loggers, callbacks=callbacks, **strategy
-    )
-    wandb_run = attach_wandb(trainer, cfg.logger.get("wandb"), identity)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    hyperparams = {**config, "choices": identity["choices"], **datamodule.summary}
-    for logger in trainer.loggers:
-        if cfg.resume and isinstance(logger, CSVLogger):  # the interrupted epoch is logged again
-            logger.drop_rows_after(resumed_step if resumed_step is not None else -1)
-        logger.log_hyperparams(hyperparams)
-    csv_logger = next((lg for lg in loggers if isinstance(lg, CSVLogger)), None)
-    metrics_csv = None
-    if csv_logger is not None:
-        csv_file = Path(csv_logger.log_dir) / csv_logs.ExperimentWriter.NAME_METRICS_FILE
-        metrics_csv = str(csv_file.relative_to(output_dir))
-    return Parts(datamodule, model, trainer, ckpt_path, resumed_step, wandb_run, metrics_csv)
 
 
-def build_callbacks(callbacks_cfg: DictConfig, trainer_cfg: DictConfig, overrides: list[str]):
-    """The configured callbacks, less those whose feature a trainer flag turns off."""
+def build_loggers(logger_cfg: DictConfig, overrides: list[str]) -> list:
+    """The loggers of ``cfg.logger`` other than W&B, made but not started: nothing is written
+    until the trainer logs (W&B starts with the trainer: ``tracking.attach_wandb``)."""
+    return [
+        instantiate(node, f"logger.{key}", overrides)
+        for key, node in logger_cfg.items()
+        if key != "wandb"
+    ]
+
+
+def build_callbacks(
+    callbacks_cfg: DictConfig, trainer_cfg: DictConfig, overrides: list[str], progress: str = ""
+) -> list[pl.Callback]:
+    """The configured callbacks, less those whose feature a trainer flag turns off; a job
+    progress bar is labelled with the job's ``progress`` in its sweep."""
     callbacks = [
         instantiate(node, f"callbacks.{k}", overrides) for k, node in callbacks_cfg.items()
     ]
     off = tuple(kind for flag, kind in SWITCHED_OFF_BY.items() if trainer_cfg.get(flag) is False)
-    return [c for c in callbacks if not isinstance(c, off)]
+    kept = [c for c in callbacks if not isinstance(c, off)]
+    for callback in kept:
+        if isinstance(callback, JobProgressBar):
+            callback.job_label = progress
+    return kept
 
 
-def _last_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
+def build_trainer(cfg: DictConfig, identity: Identity, loggers: list, callbacks: list):
+    """The ``pl.Trainer`` of ``cfg.trainer``; in a multirun, ``ddp`` becomes ``ddp_spawn``."""
+    strategy = {}
+    if identity.multirun and cfg.trainer.get("strategy") == "ddp":
+        # plain ddp re-runs the Hydra command per rank, which would start a second sweep
+        log.warning("multirun: using strategy=ddp_spawn instead of ddp (one run per job)")
+        strategy = {"strategy": "ddp_spawn"}
+    return instantiate(
+        cfg.trainer, "trainer", identity.overrides, logger=loggers, callbacks=callbacks, **strategy
+    )
+
+
+def csv_file(loggers: list, output_dir: Path) -> str | None:
+    """The CSV logger's metrics file, relative to the job dir (None without one)."""
+    csv_logger = next((lg for lg in loggers if isinstance(lg, CSVLogger)), None)
+    if csv_logger is None:
+        return None
+    path = Path(csv_logger.log_dir) / csv_logs.ExperimentWriter.NAME_METRICS_FILE
+    return str(path.relative_to(output_dir))
+
+
+def last_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
+    """``checkpoints/last.ckpt`` of the run being resumed, if it has one."""
     directory = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath")
     last = Path(directory or output_dir / "checkpoints") / "last.ckpt"
     if last.is_file():

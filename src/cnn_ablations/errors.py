@@ -4,6 +4,7 @@ Every check of a setting goes through the ``check_*`` family below (models, data
 ``validate``). A library that rejects a setting (Lightning, torch, a constructor) is translated
 by :func:`rejected_settings` where components are instantiated and fitted, and Hydra's own
 composition errors by :func:`describe_hydra_error` in the entry point: one depth each, not per key.
+Any other exception is put on one line by :func:`one_line`.
 """
 
 import errno
@@ -13,6 +14,8 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from cnn_ablations.overrides import override_key, override_value
 
 EXIT_FAILED = 1  # the job ran and failed (non-finite loss, a crash, a full disk)
 EXIT_CONFIG = 2  # a setting or an input file is wrong; nothing was trained
@@ -25,7 +28,38 @@ class ConfigError(ValueError):
 
 
 class JobFailed(RuntimeError):
-    """Training itself went wrong (e.g. a non-finite loss): one line, exit 1; a sweep goes on."""
+    """Training itself went wrong (e.g. a non-finite loss): one line, exit 1; a sweep goes on.
+    ``what`` happened is what ``results.json`` records; the line adds the ``fix``."""
+
+    def __init__(self, what: str, fix: str):
+        super().__init__(f"{what}; {fix}")
+        self.what = what
+
+
+class RunEnded(SystemExit):
+    """A run or sweep that did not end ok, once recorded: the exit ``code`` and the ``line`` for
+    stderr (None: its log said it all). Raised from the error (its ``__cause__``) by the task
+    wrapper and the sweep callbacks; the console entry prints the line. A ``SystemExit``, so it
+    passes Hydra's handlers, which catch ``Exception`` (per job, and around callbacks)."""
+
+    def __init__(self, code: int, line: str | None):
+        super().__init__(code)
+        self.line = line
+
+
+def is_interrupt(err: BaseException) -> bool:
+    """Ctrl-C: a ``KeyboardInterrupt``, or the ``SystemExit`` Lightning raises while handling
+    one (after its graceful shutdown)."""
+    return isinstance(err, KeyboardInterrupt) or (
+        isinstance(err, SystemExit) and isinstance(err.__context__, KeyboardInterrupt)
+    )
+
+
+def exit_code(err: BaseException) -> int:
+    """The exit code for a job that ended with ``err``."""
+    if is_interrupt(err):
+        return EXIT_INTERRUPTED
+    return EXIT_CONFIG if isinstance(err, ConfigError) else EXIT_FAILED
 
 
 # --- the check_* family ------------------------------------------------------------------------
@@ -102,20 +136,15 @@ def check_wandb_name(key: str, value: str) -> None:
 # --- a library's rejection of a setting --------------------------------------------------------
 
 
-def override_key(override: str) -> str:
-    """``+model.pool=avg`` -> ``model.pool``."""
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def first_line(err: BaseException) -> str:
-    """The first non-blank line of an exception's message (its type's name if it has none)."""
+def one_line(err: BaseException, typed: bool = True) -> str:
+    """An exception in one line: ``ValueError: <first line of its message>`` (without the type
+    unless ``typed``). An error a spawned process re-raised here (``ddp_spawn``) carries that
+    process's traceback as its message: its last line, the original error, is taken."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__
-
-
-def describe(err: BaseException) -> str:
-    """``ValueError: <first line>``: an exception in one line."""
-    return f"{type(err).__name__}: {first_line(err)}"
+    line = lines[-1] if lines and lines[0].startswith("-- Process") else lines[0] if lines else ""
+    if not typed:
+        return line or type(err).__name__
+    return f"{type(err).__name__}: {line}"
 
 
 def setting_error(
@@ -127,7 +156,7 @@ def setting_error(
     the only override of ``group``; a failure no override explains names the group, or with
     ``explained_only`` is not a setting's fault (None).
     """
-    message = first_line(err)
+    message = one_line(err, typed=False)
     if isinstance(err, TypeError) and "unexpected keyword argument" in message:
         bad = message.split("argument")[-1].strip(" '")
         return ConfigError(f"{group}.{bad} does not apply to {target}; remove it")
@@ -137,7 +166,7 @@ def setting_error(
 
     def mentioned(override: str) -> bool:
         name = override_key(override).rsplit(".", 1)[-1]
-        value = override.split("=", 1)[-1]
+        value = override_value(override)
         return bool(re.search(rf"\b{re.escape(name)}\b", message, re.IGNORECASE)) or bool(
             value and re.search(rf"(?<![\w.]){re.escape(value)}(?![\w.])", message)
         )
@@ -199,8 +228,8 @@ def describe_hydra_error(err: BaseException) -> str:
         cause = cause.__cause__ or cause.__context__
     if isinstance(err, OverrideParseException):
         return (
-            f"cannot parse the override {err.override!r}: {first_line(err)}; quote values "
-            "with special characters (see Hydra's override grammar)"
+            f"cannot parse the override {err.override!r}: {one_line(err, typed=False)}; quote "
+            "values with special characters (see Hydra's override grammar)"
         )
     if isinstance(err, MissingConfigException) and err.options:
         group, _, option = str(err.missing_cfg_file).rpartition("/")
@@ -213,7 +242,7 @@ def describe_hydra_error(err: BaseException) -> str:
             f"{key} is not a config key; check its spelling (--cfg job lists the keys), "
             f"or add a new key with +{key}=..."
         )
-    return describe(err)
+    return one_line(err)
 
 
 def disk_full(err: BaseException, directory: Path) -> str | None:

@@ -1,20 +1,20 @@
-"""One job's record and outcome: the task wrapper around every training job.
+"""The task wrapper around every training job: its record, its W&B run, its outcome.
 
-:func:`recorded` wraps a job as lightning-hydra-template's ``task_wrapper`` does: it writes the
-job's ``results.json`` (``running``, then ``ok`` | ``failed`` | ``interrupted``), finishes the W&B
-run with the job's exit code (W&B marks a failed job's run failed), and maps each kind of failure
-to one stderr line and an exit code (a single run), or to a recorded failure after which the
-sweep goes on (a multirun). ``HYDRA_FULL_ERROR=1`` re-raises for a traceback.
+:func:`task_wrapper` wraps a job as lightning-hydra-template's ``task_wrapper`` does: it keeps
+the job's :class:`RunRecord` (``running``, then ``ok`` | ``failed`` | ``interrupted``) and
+finishes the W&B run with the job's exit code (W&B marks a failed job's run failed). A job that
+does not end ok is recorded, then: in a multirun, the sweep goes on with its next job; in a
+single run (or on Ctrl-C, which stops a multirun too), it raises :class:`RunEnded` from the
+error with the one line for stderr, which the console entry prints.
 """
 
+import functools
 import logging
 import os
 import random
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -22,53 +22,63 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from cnn_ablations.errors import (
-    EXIT_CONFIG,
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
     ConfigError,
     JobFailed,
+    RunEnded,
     disk_full,
-    override_key,
+    exit_code,
+    is_interrupt,
+    one_line,
 )
+from cnn_ablations.overrides import SEED, differing, override_key, task_overrides
 from cnn_ablations.progress import sweep_progress
-from cnn_ablations.results import read_results, write_results
-from cnn_ablations.sweep import SEED, swept_overrides, task_overrides
+from cnn_ablations.record import Metrics, RunRecord
+from cnn_ablations.sweepdir import swept_overrides
 from cnn_ablations.tracking import finish_wandb
 
 log = logging.getLogger(__name__)
-TRACEBACK_ENV = "CNN_ABLATIONS_TRACEBACK"  # set by train.main when the user set HYDRA_FULL_ERROR
 LIBRARY_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
 
 
-def job_identity(cfg: DictConfig) -> dict:
-    """Who this job is: its overrides, condition, variant and the W&B labels derived from them.
+@dataclass
+class Identity:
+    """Who a job is: its overrides, condition, variant and the W&B labels derived from them."""
 
-    ``condition`` is the job's swept overrides without the seed (what the report compares);
-    ``variant`` is the option of the ``variant`` config group, if one was chosen.
-    """
+    overrides: list[str]  # its command-line overrides, less those that pick how a sweep runs
+    condition: str  # its swept overrides without the seed: what the report compares
+    variant: str | None  # the option of the `variant` config group, if one was chosen
+    choices: dict[str, str | None]  # the config-group options it composed (data=..., model=...)
+    multirun: bool
+    name: str  # W&B run name
+    group: str  # W&B group
+    job_type: str  # W&B job type
+    tags: list[str]
+    progress: str  # its place in its sweep: "job 4/27 · variant=tanh,seed=0 · ETA 2m10s"
+
+
+def job_identity(cfg: DictConfig) -> Identity:
+    """The running job's :class:`Identity`, from its Hydra config."""
     hydra_cfg = HydraConfig.get()
     overrides = task_overrides(hydra_cfg)
     swept = swept_overrides(hydra_cfg)
     condition = ",".join(o for o in swept if override_key(o) != SEED)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    # the config-group options the job composed (variant=..., model=...): a sweep over a group
-    # varies these, not a value of the config, so W&B gets them to group runs by
+    # a sweep over a config group varies these, not a value of the config: W&B groups by them
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra")}
     variant = choices.get("variant")
     job_dir = Path(hydra_cfg.runtime.output_dir).name
-    return {
-        "overrides": overrides,
-        "condition": condition,
-        "variant": variant,
-        "choices": choices,
-        "multirun": multirun,
-        "name": ",".join(swept) or cfg.name,
-        "group": f"{cfg.name}-{Path(hydra_cfg.sweep.dir).name}" if multirun else cfg.name,
-        "job_type": variant or condition or "train",
-        "tags": overrides,
-        # how far its sweep is: "job 4/27 · variant=tanh,seed=0 · 1 failed · ETA 2m10s"
-        "progress": sweep_progress(hydra_cfg, job_dir) if multirun else "",
-    }
+    return Identity(
+        overrides=overrides,
+        condition=condition,
+        variant=variant,
+        choices=choices,
+        multirun=multirun,
+        name=",".join(swept) or cfg.name,
+        group=f"{cfg.name}-{Path(hydra_cfg.sweep.dir).name}" if multirun else cfg.name,
+        job_type=variant or condition or "train",
+        tags=overrides,
+        progress=sweep_progress(hydra_cfg, job_dir) if multirun else "",
+    )
 
 
 def draw_seed() -> int:
@@ -79,75 +89,104 @@ def draw_seed() -> int:
     return random.SystemRandom().randrange(2**31)
 
 
-@dataclass
-class Job:
-    """This job's dir, identity and the fields of its ``results.json``."""
+class Attempt:
+    """One attempt at a job (a resumed job has several): its dir, identity and record."""
 
-    cfg: DictConfig
-    output_dir: Path = field(init=False)
-    identity: dict = field(init=False)
-    record: dict = field(init=False)
-    metrics: dict | None = None
-    written: bool = False  # results.json exists for this attempt
-
-    def __post_init__(self) -> None:
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
         self.output_dir = Path(HydraConfig.get().runtime.output_dir)
-        self.identity = job_identity(self.cfg)
-        fields = ("overrides", "condition", "variant", "choices", "group")
-        self.record = {key: self.identity[key] for key in fields}
-        self.record |= {"seed": self.cfg.seed, "output_dir": str(self.output_dir)}
-        self.record["started_at"] = time.time()
+        self.identity = job_identity(cfg)
+        self.record = RunRecord(
+            overrides=self.identity.overrides,
+            condition=self.identity.condition,
+            variant=self.identity.variant,
+            choices=self.identity.choices,
+            group=self.identity.group,
+            # a seed that is no integer is validate_config's to report, not the record's
+            seed=cfg.seed if type(cfg.seed) is int else None,
+            output_dir=str(self.output_dir),
+            started_at=time.time(),
+        )
+        self.written = False  # results.json exists for this attempt
 
-    @property
-    def multirun(self) -> bool:
-        return self.identity["multirun"]
-
-    def finished_before(self) -> dict | None:
+    def finished_before(self) -> Metrics | None:
         """With ``resume``: the metrics of an earlier ``ok`` attempt (skip this job), else None.
-        Refuses to resume a run that was started with other overrides."""
+        Refuses to resume a run whose overrides differ from this one's, naming them."""
         if not self.cfg.resume:
             return None
-        previous = read_results(self.output_dir)
-        if previous and previous.get("overrides") != self.identity["overrides"]:
+        previous = RunRecord.load(self.output_dir)
+        if previous is None:
+            return None
+        changed = differing(self.identity.overrides, previous.overrides)
+        if changed:
             raise ConfigError(
-                f"resume: {self.output_dir} was run with overrides {previous.get('overrides')}, "
-                f"not {self.identity['overrides']}; repeat its command with resume=true, or pass "
+                f"resume: {self.output_dir} was run with overrides {previous.overrides}, "
+                f"not {self.identity.overrides} ({', '.join(changed)} differ); "
+                f"resume={self.output_dir} alone continues it with its own, or pass "
                 "resume=<dir> of the run you mean"
             )
-        if previous and previous.get("status") == "ok":
+        if previous.status == "ok":
             log.info("resume: %s already finished; skipping it", self.output_dir)
-            return previous.get("metrics") or {}
+            return previous.metrics or Metrics()
         return None
 
     def settle_seed(self) -> None:
         """Draw a seed for ``seed=null`` and put it in the config, so the data order and
-        everything else use it; ``results.json`` records it."""
+        everything else use it; the record keeps it."""
         if self.cfg.seed is None:
             self.cfg.seed = draw_seed()
             log.info("seed=null: drew seed %d (rerun with seed=%d)", self.cfg.seed, self.cfg.seed)
-        self.record["seed"] = self.cfg.seed
-        self.record["config"] = OmegaConf.to_container(self.cfg, resolve=True)
+        self.record.seed = self.cfg.seed
+        self.record.config = OmegaConf.to_container(self.cfg, resolve=True)
 
-    def write(self, status: str, error: str | None = None, **extra) -> None:
-        ended = {} if status == "running" else {"finished_at": time.time()}
-        write_results(
-            self.output_dir, {**self.record, "status": status, "error": error, **extra, **ended}
-        )
+    def write(self, status: str, error: str | None = None, metrics: Metrics | None = None):
+        self.record.status, self.record.error = status, error
+        if metrics is not None:
+            self.record.metrics = metrics
+        if status != "running":
+            self.record.finished_at = time.time()
+        self.record.save(self.output_dir)
         self.written = True
 
-    def fail(self, status: str, error: str, record: bool) -> None:
+    def fail(self, status: str, error: str) -> None:
         """Record a failure; a full disk may refuse even that (the last record then stands)."""
-        if not record:
-            return
         try:
             self.write(status, error)
         except OSError as err:
             log.error("could not record the failure in results.json: %s", err)
 
-
-def _one_line(err: BaseException) -> str:
-    lines = [line for line in str(err).splitlines() if line.strip()]
-    return f"{type(err).__name__}: {lines[-1] if lines else ''}"  # spawned ranks: the last line
+    def ended(self, err: BaseException) -> str | None:
+        """Record how ``err`` ended the job and return the line for stderr (None: re-raise
+        ``err`` as it is, a ``SystemExit`` that is not Ctrl-C)."""
+        if is_interrupt(err):
+            # Lightning turns Ctrl-C into SystemExit after a graceful shutdown: the CSV and
+            # checkpoints/last.ckpt of the last finished epoch are on disk
+            self.fail("interrupted", f"interrupted ({type(err).__name__})")
+            if self.identity.multirun:
+                sweep_dir = HydraConfig.get().sweep.dir
+                return f"interrupted; rerun the sweep command with resume={sweep_dir}"
+            command = " ".join(["python -m cnn_ablations.train", *self.identity.overrides])
+            return f"interrupted; continue with: {command} resume={self.output_dir}"
+        if not isinstance(err, Exception):
+            self.fail("failed", one_line(err))
+            return None
+        if isinstance(err, ConfigError):
+            log.error("%s", err)
+            if self.identity.multirun or self.written:  # a single run's bad setting: no record
+                self.fail("failed", str(err))
+            return f"error: {err}"
+        full_disk = disk_full(err, self.output_dir)
+        if isinstance(err, JobFailed):
+            message, line = err.what, f"job failed: {err}"
+        elif full_disk:
+            message = line = full_disk
+        else:
+            message = one_line(err)
+            line = f"job failed: {message} (traceback in {self.output_dir / 'train.log'})"
+            log.exception("job failed: %s", message)
+        self.fail("failed", message)
+        log.error("%s", line)
+        return f"error: {line}"
 
 
 def route_library_logs() -> None:
@@ -161,59 +200,33 @@ def route_library_logs() -> None:
         library_log.propagate = True
 
 
-@contextmanager
-def recorded(cfg: DictConfig) -> Iterator[Job]:
-    """Run the block as one job (see the module docstring); the block sets ``job.metrics``."""
-    route_library_logs()
-    job = Job(cfg)
-    if job.identity["progress"]:
-        log.info("%s", job.identity["progress"])  # in the console and train.log alike
-    single = not job.multirun
-    traceback = single and os.environ.get(TRACEBACK_ENV) == "1"  # a sweep goes on regardless
-    exit_code = 0  # the job's, also in a multirun: W&B marks a run with a non-zero one failed
-    try:
-        yield job
-    except ConfigError as err:
-        exit_code = EXIT_CONFIG
-        log.error("%s", err)
-        job.fail("failed", str(err), record=job.multirun or job.written)
-        if traceback:
-            raise
-        if single:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(EXIT_CONFIG)
-    except (KeyboardInterrupt, SystemExit) as err:
-        # Ctrl-C (Lightning turns it into SystemExit after a graceful shutdown): the CSV and
-        # checkpoints/last.ckpt of the last finished epoch are on disk. A multirun stops too.
-        exit_code = EXIT_INTERRUPTED
-        job.fail("interrupted", f"interrupted ({type(err).__name__})", record=True)
-        if job.multirun:
-            hint = f"rerun the sweep command with resume={HydraConfig.get().sweep.dir}"
-        else:
-            command = " ".join(["python -m cnn_ablations.train", *job.identity["overrides"]])
-            hint = f"continue with: {command} resume={job.output_dir}"
-        print(f"interrupted; {hint}", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
-    except Exception as err:
-        exit_code = EXIT_FAILED
-        full_disk = disk_full(err, job.output_dir)
-        if isinstance(err, JobFailed):
-            message, line = str(err).split(";")[0], f"job failed: {err}"
-        elif full_disk:
-            message = line = full_disk
-        else:
-            message = _one_line(err)
-            line = f"job failed: {message} (traceback in {job.output_dir / 'train.log'})"
-            log.exception("job failed: %s", message)
-        job.fail("failed", message, record=True)
-        log.error("%s", line)
-        if traceback:
-            raise
-        if single:
-            print(f"error: {line}", file=sys.stderr)
-            sys.exit(EXIT_FAILED)
-    else:
-        if job.metrics is not None:
-            job.write("ok", metrics=job.metrics)
-    finally:
-        finish_wandb(exit_code)
+def task_wrapper(task: Callable[[DictConfig, Attempt], Metrics]) -> Callable:
+    """Run ``task(cfg, attempt)`` as one job (see the module docstring); returns the job's test
+    accuracy, what a Hydra sweeper would optimise."""
+
+    @functools.wraps(task)
+    def job(cfg: DictConfig) -> float | None:
+        route_library_logs()
+        attempt = Attempt(cfg)
+        if attempt.identity.progress:
+            log.info("%s", attempt.identity.progress)  # in the console and train.log alike
+        code = 0  # the job's, also in a multirun: W&B marks a run with a non-zero one failed
+        try:
+            previous = attempt.finished_before()
+            if previous is not None:
+                return previous.test_acc
+            metrics = task(cfg, attempt)
+            attempt.write("ok", metrics=metrics)
+            return metrics.test_acc
+        except BaseException as err:
+            code = exit_code(err)
+            line = attempt.ended(err)
+            if line is None:
+                raise
+            if attempt.identity.multirun and not is_interrupt(err):
+                return None  # recorded; the sweep goes on
+            raise RunEnded(code, line) from err
+        finally:
+            finish_wandb(code)
+
+    return job

@@ -19,18 +19,21 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from cnn_ablations.build import build
+from cnn_ablations.job import Identity
 
 log = logging.getLogger(__name__)
 
 
-def _choice_file(identity: dict, output_dir: Path) -> Path:
-    if not identity["multirun"]:
+def _choice_file(identity: Identity, output_dir: Path) -> Path:
+    if not identity.multirun:
         return output_dir / "lr_selection.json"
-    name = identity["condition"] or "all"
+    name = identity.condition or "all"
     return Path(HydraConfig.get().sweep.dir) / "lr_selection" / f"{name}.json"
 
 
-def trial_fit(cfg: DictConfig, lr: float, epochs: int, identity: dict, output_dir: Path) -> float:
+def trial_fit(
+    cfg: DictConfig, lr: float, epochs: int, identity: Identity, output_dir: Path
+) -> float:
     """Best validation accuracy (percent) of a short fit at ``lr``, built as the job itself is
     (``build``) but with no loggers, callbacks, checkpoints or bar, from the selection's seed."""
     trial = copy.deepcopy(cfg)
@@ -48,7 +51,7 @@ def trial_fit(cfg: DictConfig, lr: float, epochs: int, identity: dict, output_di
     return 100 * float(parts.trainer.callback_metrics["val/acc_best"])
 
 
-def select_lr(cfg: DictConfig, identity: dict, output_dir: Path) -> dict:
+def select_lr(cfg: DictConfig, identity: Identity, output_dir: Path) -> dict:
     """The condition's learning rate and its trials, chosen here or read from its first job."""
     path = _choice_file(identity, output_dir)
     if path.is_file():

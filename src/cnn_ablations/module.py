@@ -38,6 +38,44 @@ class NonFiniteLossError(JobFailed):
     """Training produced a NaN/inf loss; the job stops and is recorded as failed."""
 
 
+class FastCpuFit(pl.Callback):
+    """Two process-wide settings that cost time on every CPU step (docs/performance.md), changed
+    for a fit and put back when it ends, however it ends:
+
+    1. ``trainer.deterministic=true`` also makes torch fill every new tensor with NaN, a
+       debugging aid for ops that read uninitialised memory (none here): ~3% of a LeNet-5 step.
+       Same seed, same numbers still holds (tests/test_robustness.py checks it).
+    2. Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` at import (so that forked workers can
+       still use CUDA); then ``torch.cuda.is_available()`` asks NVML afresh on every call, and
+       Adam calls it on every step: +0.7 ms per step without a usable GPU. A CPU fit forks no
+       CUDA workers, so it is unset for one.
+    """
+
+    def __init__(self):
+        self.saved: tuple[bool, str | None] | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        fill = torch.utils.deterministic.fill_uninitialized_memory
+        self.saved = (fill, os.environ.get(NVML_CUDA_CHECK))
+        torch.utils.deterministic.fill_uninitialized_memory = False
+        if pl_module.device.type == "cpu":
+            os.environ.pop(NVML_CUDA_CHECK, None)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.restore()
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.restore()
+
+    def restore(self) -> None:
+        if self.saved is None:
+            return
+        torch.utils.deterministic.fill_uninitialized_memory, nvml = self.saved
+        if nvml is not None:
+            os.environ[NVML_CUDA_CHECK] = nvml
+        self.saved = None
+
+
 class Classifier(pl.LightningModule):
     """Trains ``net`` with its own ``loss(scores, target)`` if it has one, else cross-entropy.
 
@@ -71,7 +109,6 @@ class Classifier(pl.LightningModule):
         # this epoch's [sum of loss x batch size, correct predictions] on the device, and samples
         self._train_sums: torch.Tensor | None = None
         self._train_samples = 0
-        self._nvml_cuda_check: str | None = None  # see on_fit_start
         self.best_epoch = 0  # 1-based epoch of the best val/acc so far (kept in checkpoints)
         self._fit_started: tuple[float, int] | None = None  # (clock, epoch) when this fit began
 
@@ -88,23 +125,8 @@ class Classifier(pl.LightningModule):
         if torch.distributed.is_initialized():
             _destroy_process_group_at_exit()
 
-    def on_fit_start(self) -> None:
-        # Two process-wide settings that cost time on every CPU step (docs/performance.md):
-        # 1. trainer.deterministic=true also makes torch fill every new tensor with NaN, a
-        #    debugging aid for ops that read uninitialised memory (none here): ~3% of a LeNet-5
-        #    step. Same seed, same numbers still holds (tests/test_robustness.py checks it).
-        torch.utils.deterministic.fill_uninitialized_memory = False
-        # 2. Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 at import (so that forked workers
-        #    can still use CUDA); then torch.cuda.is_available() asks NVML afresh on every call,
-        #    and Adam calls it on every step: +0.7 ms per step without a usable GPU. A CPU fit
-        #    forks no CUDA workers; the setting is put back when the fit ends.
-        if self.device.type == "cpu":
-            self._nvml_cuda_check = os.environ.pop(NVML_CUDA_CHECK, None)
-
-    def on_fit_end(self) -> None:
-        if self._nvml_cuda_check is not None:
-            os.environ[NVML_CUDA_CHECK] = self._nvml_cuda_check
-            self._nvml_cuda_check = None
+    def configure_callbacks(self) -> list[pl.Callback]:
+        return [FastCpuFit()]
 
     def on_train_start(self) -> None:
         self._fit_started = (time.perf_counter(), self.current_epoch)
@@ -124,8 +146,9 @@ class Classifier(pl.LightningModule):
         if check and not torch.isfinite(loss):
             # every step on the CPU (free); every log_every_n_steps on GPU (a check is a sync)
             raise NonFiniteLossError(
-                f"non-finite loss at step {self.global_step}; lower optimizer.lr or change "
-                "the model (e.g. model.activation, model.batchnorm=true)"
+                f"non-finite loss at step {self.global_step}",
+                "lower optimizer.lr or change the model (e.g. model.activation, "
+                "model.batchnorm=true)",
             )
         # Per step only accumulate on the device; train/loss and train/acc are logged once per
         # epoch. By hand, not with torchmetrics: its update() costs 0.1-0.3 ms per step on the

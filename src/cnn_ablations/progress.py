@@ -1,18 +1,15 @@
 """How far a sweep is: ``job k/N · <job> · f failed · ETA``, at each job's start and in its bar.
 
-Read from the sweep dir (the jobs' ``results.json``), so it holds under any launcher.
+Read from the sweep dir (the jobs' records), so it holds under any launcher.
 """
 
-import math
 import statistics
 import time
-from pathlib import Path
 
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import RichProgressBar
 
-from cnn_ablations.results import read_results
-from cnn_ablations.sweep import swept_levels
+from cnn_ablations.sweepdir import load_sweep
 
 
 def _duration(seconds: float) -> str:
@@ -30,14 +27,11 @@ def sweep_progress(hydra_cfg: DictConfig, job_name: str) -> str:
     N is the size of the sweep's grid; the ETA is the median time of its finished jobs times
     the jobs left, divided by the launcher's parallel jobs.
     """
-    sweep_dir = Path(hydra_cfg.sweep.dir)
-    total = math.prod(len(levels) for levels in swept_levels(sweep_dir).values()) or 1
-    finished, failed = [], 0
-    for path in sweep_dir.glob("*/results.json"):
-        record = read_results(path.parent) or {}
-        if record.get("finished_at") and path.parent.name != job_name:
-            finished.append(record["finished_at"] - record["started_at"])
-            failed += record.get("status") != "ok"
+    sweep = load_sweep(hydra_cfg.sweep.dir, started=True)
+    total = sweep.grid_size
+    others = [job for job in sweep.jobs if job.name != job_name and job.record]
+    finished = [job.record.duration for job in others if job.record.duration is not None]
+    failed = sum(not job.ok for job in others if job.record.duration is not None)
     parts = [f"job {hydra_cfg.job.num + 1}/{total}", job_name]
     if failed:
         parts.append(f"{failed} failed")

@@ -17,9 +17,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from cnn_ablations.errors import ConfigError
+from cnn_ablations.sweepdir import MULTIRUN_FILE, swept_overrides
 
 STAMP = "%Y-%m-%d_%H-%M-%S"
-RUN_MARKERS = (".hydra", "multirun.yaml")  # a run dir holds .hydra/, a sweep dir multirun.yaml
+RUN_MARKERS = (".hydra", MULTIRUN_FILE)  # a run dir holds .hydra/, a sweep dir multirun.yaml
 
 
 def module_name(target: str) -> str:
@@ -27,8 +28,6 @@ def module_name(target: str) -> str:
 
 
 def job_dirname() -> str:
-    from cnn_ablations.sweep import swept_overrides
-
     return ",".join(swept_overrides(HydraConfig.get())) or "job"
 
 

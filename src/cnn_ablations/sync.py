@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cnn_ablations.sweep import default_output_root
+from cnn_ablations.sweepdir import default_output_root
 
 OFFLINE_PREFIX = "offline-run-"
 SYNCED_SUFFIX = ".wandb.synced"

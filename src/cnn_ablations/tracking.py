@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 from pytorch_lightning import loggers
 from pytorch_lightning.loggers import csv_logs
 
-from cnn_ablations.errors import describe
+from cnn_ablations.errors import one_line
+from cnn_ablations.record import WandbRun
 
 log = logging.getLogger(__name__)
 MAX_TAG_LENGTH = 64  # W&B's limit
@@ -93,27 +94,22 @@ def wandb_mode(configured: str | None = None) -> str:
     return "online" if api_key_found() else "offline"
 
 
-def make_loggers(logger_cfg: DictConfig) -> list:
-    """The loggers of ``cfg.logger`` other than W&B, made but not started: nothing is written
-    until the trainer logs (see :func:`attach_wandb` for W&B)."""
-    return [hydra.utils.instantiate(node) for key, node in logger_cfg.items() if key != "wandb"]
-
-
-def attach_wandb(trainer, node: DictConfig | None, identity: dict) -> dict | None:
+def attach_wandb(trainer, node: DictConfig | None, identity) -> WandbRun | None:
     """Start the W&B run of ``logger.wandb`` and add it to ``trainer``'s loggers; return the
     run's identity for results.json (None without W&B).
 
     Name, group, job type and tags come from ``logger.wandb`` where set there, else from the
-    job's ``identity``. If W&B cannot start (no network for online mode, a bad key, an
-    unwritable dir) it warns once and falls back to offline, then to CSV only: a run's metrics
-    are never lost to tracking. Lightning's fast_dev_run logs nothing, so it gets no W&B run.
+    job's ``identity`` (a ``job.Identity``). If W&B cannot start (no network for online mode,
+    a bad key, an unwritable dir) it warns once and falls back to offline, then to CSV only: a
+    run's metrics are never lost to tracking. Lightning's fast_dev_run logs nothing, so it gets
+    no W&B run.
     """
     if node is None or trainer.fast_dev_run:
         return None
     mode = wandb_mode(node.get("mode"))
     if mode == "disabled":
         return None
-    labels = {k: node.get(k) or identity[k] for k in ("name", "group", "job_type", "tags")}
+    labels = {k: node.get(k) or getattr(identity, k) for k in ("name", "group", "job_type", "tags")}
     labels["tags"] = [str(tag)[:MAX_TAG_LENGTH] for tag in labels["tags"]]
     wandb_logger, error = _start_wandb(node, mode, labels)
     if wandb_logger is None and mode == "online":
@@ -138,19 +134,19 @@ def attach_wandb(trainer, node: DictConfig | None, identity: dict) -> dict | Non
     return _run_info(wandb_logger.experiment, mode, Path(node.save_dir))
 
 
-def _run_info(run, mode: str, save_dir: Path) -> dict:
+def _run_info(run, mode: str, save_dir: Path) -> WandbRun:
     """What joins a job to its W&B run: mode, id, project, entity, path (online) or run dir."""
     run_dir = Path(run.dir).parent  # .../wandb/offline-run-<time>-<id> (files/ is run.dir)
     with contextlib.suppress(ValueError):
         run_dir = run_dir.relative_to(save_dir)
-    return {
-        "mode": mode,
-        "id": run.id,
-        "project": run.project,
-        "entity": run.entity or None,
-        "path": f"{run.entity}/{run.project}/{run.id}" if mode == "online" else None,
-        "run_dir": str(run_dir),
-    }
+    return WandbRun(
+        mode=mode,
+        id=run.id,
+        project=run.project,
+        entity=run.entity or None,
+        path=f"{run.entity}/{run.project}/{run.id}" if mode == "online" else None,
+        run_dir=str(run_dir),
+    )
 
 
 def _start_wandb(node: DictConfig, mode: str, labels: dict):
@@ -162,7 +158,7 @@ def _start_wandb(node: DictConfig, mode: str, labels: dict):
         return logger, None
     except Exception as err:  # wandb raises many types (network, auth, disk)
         finish_wandb()
-        return None, describe(err)
+        return None, one_line(err)
 
 
 def finish_wandb(exit_code: int = 0) -> None:

@@ -1,17 +1,20 @@
 """Train and test one configuration: ``python -m cnn_ablations.train [overrides]`` (or ``-m``).
 
 A job is one pass: compose (Hydra) -> validate -> build -> fit -> test -> ``results.json``,
-inside :func:`cnn_ablations.job.recorded`, which records the outcome, finishes W&B and maps
-errors to exit codes: 0 ok, 1 failed, 2 a bad setting or input file, 130 interrupted. A
-multirun goes on past failed jobs and exits 1 at the end if any failed.
+inside :func:`cnn_ablations.job.task_wrapper`, which records the outcome. :func:`main` turns
+outcomes into one stderr line and an exit code: 0 ok, 1 failed, 2 a bad setting or input file,
+130 interrupted. A multirun goes on past failed jobs and exits 1 at the end if any failed.
 """
 
-import atexit
+import argparse
 import logging
 import math
+import multiprocessing
 import os
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -19,15 +22,17 @@ import hydra
 import rich
 import rich.syntax
 import rich.tree
-from hydra._internal.utils import get_args_parser
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from cnn_ablations import CONF_DIR, CONFIG_NAME, resolvers
 from cnn_ablations.build import Parts, build
-from cnn_ablations.errors import EXIT_CONFIG, describe_hydra_error, override_key, rejected_settings
-from cnn_ablations.job import TRACEBACK_ENV, recorded
+from cnn_ablations.errors import EXIT_CONFIG, RunEnded, describe_hydra_error, rejected_settings
+from cnn_ablations.job import Attempt, task_wrapper
 from cnn_ablations.lr_select import select_lr
+from cnn_ablations.overrides import RESUME, override_key, value_of, with_saved
+from cnn_ablations.record import LrSelection, Metrics
+from cnn_ablations.sweepdir import saved_overrides
 from cnn_ablations.validate import validate_config
 
 log = logging.getLogger(__name__)
@@ -101,96 +106,126 @@ def fit_facts(trainer) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=CONFIG_NAME)
-def run(cfg: DictConfig) -> float | None:
-    """One job; returns the test accuracy (what a Hydra sweeper would optimise)."""
-    with recorded(cfg) as job:
-        previous = job.finished_before()
-        if previous is not None:
-            return previous.get("test/acc")
-        validate_config(cfg)
-        # the condition's rate, chosen on the validation split (configs saved before this
-        # option existed have no lr_selection)
-        if (cfg.get("lr_selection") or {}).get("enabled"):
-            job.record["lr_selection"] = select_lr(cfg, job.identity, job.output_dir)
-            cfg.optimizer.lr = job.record["lr_selection"]["lr"]
-        job.settle_seed()
-        print_config_tree(cfg)
-        parts = build(cfg, job.identity, job.output_dir)
-        job.record["wandb"] = parts.wandb
-        job.record["metrics_csv"] = parts.metrics_csv
-        job.write("running")
-        job.metrics = fit_and_test(cfg, parts, job.identity["overrides"])
-        log.info(
-            "done: test/acc=%.4f val/acc_best=%.4f epochs=%s in %s",
-            job.metrics.get("test/acc", float("nan")),
-            job.metrics.get("val/acc_best", float("nan")),
-            job.metrics.get("epochs"),
-            job.output_dir,
-        )
-    return (job.metrics or {}).get("test/acc")
+@task_wrapper
+def run(cfg: DictConfig, attempt: Attempt) -> Metrics:
+    """One job: validate, choose the rate, build, fit and test; returns the final metrics."""
+    validate_config(cfg)
+    # the condition's rate, chosen on the validation split (configs saved before this
+    # option existed have no lr_selection)
+    if (cfg.get("lr_selection") or {}).get("enabled"):
+        choice = select_lr(cfg, attempt.identity, attempt.output_dir)
+        attempt.record.lr_selection = LrSelection.model_validate(choice)
+        cfg.optimizer.lr = attempt.record.lr_selection.lr
+    attempt.settle_seed()
+    print_config_tree(cfg)
+    parts = build(cfg, attempt.identity, attempt.output_dir)
+    attempt.record.wandb, attempt.record.metrics_csv = parts.wandb, parts.metrics_csv
+    attempt.write("running")
+    metrics = Metrics.model_validate(fit_and_test(cfg, parts, attempt.identity.overrides))
+    log.info(
+        "done: test/acc=%.4f val/acc_best=%.4f epochs=%s in %s",
+        metrics.test_acc if metrics.test_acc is not None else float("nan"),
+        metrics.val_acc_best if metrics.val_acc_best is not None else float("nan"),
+        metrics.epochs,
+        attempt.output_dir,
+    )
+    return metrics
 
 
-def _rerunning_saved_config(argv: list[str]) -> bool:
-    """``--config-dir <job>/.hydra --config-name config``: a job's saved config, re-run."""
-    args, _ = get_args_parser().parse_known_args(argv)
-    if not (args.config_dir and args.config_name):
-        return False
-    saved = Path(args.config_dir) / f"{args.config_name}.yaml"
-    has_hydra_settings = any(override_key(o) == "hydra" for o in args.overrides)
-    return saved.is_file() and (saved.parent / "hydra.yaml").is_file() and not has_hydra_settings
+def command_line(argv: list[str]) -> list[str]:
+    """``argv`` as Hydra is to run it: a job's saved config re-run gets this project's Hydra
+    settings, and ``resume=<run dir>`` the overrides that run was started with (those ``argv``
+    sets itself stay; the job refuses any that differ)."""
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("--config-dir", "-cd")
+    flags.add_argument("--config-name", "-cn")
+    flags.add_argument("--multirun", "-m", action="store_true")
+    args, rest = flags.parse_known_args(argv)
+    if args.config_dir and args.config_name:
+        saved = Path(args.config_dir) / f"{args.config_name}.yaml"
+        rerun = saved.is_file() and (saved.parent / "hydra.yaml").is_file()
+        if rerun and not any(override_key(o) == "hydra" for o in rest):
+            return [*argv, HYDRA_SETTINGS]
+    resume = value_of(argv, RESUME)
+    if resume is None or args.multirun or any(a.startswith("-") for a in argv):
+        return argv
+    saved = saved_overrides(Path(resume))
+    return argv if saved is None else with_saved(argv, saved)
+
+
+@contextmanager
+def hydra_raising(argv: list[str]) -> Iterator[None]:
+    """Hydra runs ``argv`` and raises its errors instead of printing them and exiting 1:
+    ``HYDRA_FULL_ERROR=1`` is its only switch for that. Both are put back after."""
+    saved_argv, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    sys.argv = [sys.argv[0], *argv]
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    finally:
+        sys.argv = saved_argv
+        if saved_env is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_env
 
 
 def main() -> None:
-    """Console entry point: Hydra's errors before any job runs (an unparsable override, an
-    unknown option or key, a run dir that cannot be made) end with one line and exit 2."""
+    """The one place an outcome becomes a stderr line and an exit code (``SystemExit``): a job's
+    (:class:`RunEnded`), or Hydra's errors before any job runs (an unparsable override, an
+    unknown option or key, a run dir that cannot be made), one line and exit 2.
+    ``HYDRA_FULL_ERROR=1`` gives the traceback of a failure instead of its line."""
     resolvers.register()
-    if _rerunning_saved_config(sys.argv[1:]):
-        sys.argv.append(HYDRA_SETTINGS)
-    saved_env = {key: os.environ.get(key) for key in ("HYDRA_FULL_ERROR", TRACEBACK_ENV)}
-    wants_traceback = os.environ.get(TRACEBACK_ENV, saved_env["HYDRA_FULL_ERROR"]) == "1"
-    os.environ[TRACEBACK_ENV] = "1" if wants_traceback else "0"
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own block
+    wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:
-        run()
+        with hydra_raising(command_line(sys.argv[1:])):
+            run()
+        return
+    except RunEnded as ended:
+        outcome = ended
     except Exception as err:
         if wants_traceback:
             raise
         print(f"error: {describe_hydra_error(err)}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
-    finally:
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    cause = outcome.__cause__
+    if wants_traceback and isinstance(cause, Exception):
+        raise cause
+    if outcome.line:
+        print(outcome.line, file=sys.stderr)
+    sys.exit(outcome.code)
 
 
-def exit_without_teardown(code: int | str | None) -> NoReturn:
-    """``sys.exit(code)`` without the interpreter's teardown of its modules.
+def exit_fast(code: int | str | None) -> NoReturn:
+    """``sys.exit(code)`` without the interpreter's teardown of its modules, when nothing else
+    runs: after Lightning's imports (~4,300 modules) Python spends seconds at exit freeing them
+    one by one, for nothing outside this process (docs/performance.md has the measurement).
 
-    After Lightning's imports (~4,300 modules) Python spends ~2 s at exit freeing them one by one,
-    a fifth of a one-epoch run, for nothing outside this process. This does what
-    ``Py_FinalizeEx`` does first, in its order (join non-daemon threads and run threading's exit
-    hooks, e.g. joblib's executor shutdown; run the atexit handlers: logging's flush, W&B's
-    teardown, multiprocessing's clean-up; flush the standard streams), then ends the process.
+    What the exit would write is written first: the log handlers (train.log), W&B's service,
+    the standard streams. While another non-daemon thread or a child process is alive (a
+    launcher's pool), or for ``sys.exit("message")``, it is the ordinary exit, which waits.
     """
-    threading._shutdown()  # as Py_FinalizeEx does; neither step has a public equivalent
-    atexit._run_exitfuncs()
-    if isinstance(code, str):  # sys.exit("message"): printed, status 1
-        print(code, file=sys.stderr)
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if not isinstance(code, int | None) or multiprocessing.active_children():
+        sys.exit(code)
+    if any(not thread.daemon for thread in others):
+        sys.exit(code)
+    logging.shutdown()
+    if "wandb" in sys.modules:
+        sys.modules["wandb"].teardown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
+    os._exit(code or 0)
 
 
 def cli() -> NoReturn:
     """The console entry point (``python -m cnn_ablations.train``, ``cnn-train``): ``main``,
-    then :func:`exit_without_teardown`. (``main`` alone is for calls from Python.)"""
+    then :func:`exit_fast`. (``main`` alone is for calls from Python.)"""
     try:
         main()
     except SystemExit as exit_:
-        exit_without_teardown(exit_.code)
-    exit_without_teardown(0)
+        exit_fast(exit_.code)
+    exit_fast(0)
 
 
 if __name__ == "__main__":

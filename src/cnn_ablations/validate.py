@@ -17,7 +17,7 @@ from cnn_ablations.errors import (
     check_choice,
     check_int,
     check_number,
-    describe,
+    one_line,
 )
 
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
@@ -105,7 +105,7 @@ def check_checkpoint(ckpt_path: str | None, model: nn.Module) -> int | None:
     except Exception as err:  # torch.load raises whatever the bytes provoke: all mean unreadable
         raise ConfigError(
             f"ckpt_path={ckpt_path} is not a readable Lightning checkpoint "
-            f"({describe(err)}); it may be truncated or another kind of file: "
+            f"({one_line(err)}); it may be truncated or another kind of file: "
             "use a checkpoint a run saved (checkpoints/last.ckpt or best-*.ckpt)"
         ) from None
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}

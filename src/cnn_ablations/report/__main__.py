@@ -8,7 +8,7 @@ from rich.console import Console
 
 from cnn_ablations.errors import EXIT_CONFIG, ConfigError
 from cnn_ablations.report.document import build_report
-from cnn_ablations.sweep import default_output_root, latest_sweep
+from cnn_ablations.sweepdir import default_output_root, latest_sweep
 
 
 def build_parser() -> argparse.ArgumentParser:

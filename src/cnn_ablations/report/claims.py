@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from cnn_ablations.budget import CONVERGED, SPEED, Budget, unsettled
-from cnn_ablations.sweep import Sweep
+from cnn_ablations.sweepdir import Sweep
 
 NOT_AT_BUDGET = "not tested at this budget"
 
@@ -154,7 +154,7 @@ def measured_claims(
     """One row per effect that a claim covers: the claim, its budget and source, the measured
     Δ and CI (points), and the verdict. ``jobs``, ``effects``, ``budget`` as in
     ``stats.Analysis`` (``effects`` with ``seeds.verdicts``' columns)."""
-    configs_by_job = {job.name: _flat(job.results.get("config") or {}) for job in sweep.ok}
+    configs_by_job = {job.name: _flat(job.config) for job in sweep.ok}
     rows = []
     for effect in effects.itertuples():
         changes = level_changes(configs_by_job, jobs, effect.factor, effect.level, effect.reference)

@@ -14,7 +14,7 @@ from cnn_ablations.report.tables import (
     interactions_table,
     summary_table,
 )
-from cnn_ablations.sweep import Sweep, load_sweep
+from cnn_ablations.sweepdir import Sweep, load_sweep
 
 REPORT_DIR = "report"
 

@@ -18,9 +18,10 @@ import pandas as pd
 from scipy import stats
 
 from cnn_ablations.budget import CONVERGED, Budget, budget_of
+from cnn_ablations.overrides import SEED
 from cnn_ablations.report.claims import measured_claims
 from cnn_ablations.report.seeds import read_plan, verdicts
-from cnn_ablations.sweep import SEED, Sweep
+from cnn_ablations.sweepdir import Sweep
 
 BASELINE = "baseline"
 UNSET = "(default)"  # the level of a factor in a job that does not override it
@@ -51,7 +52,7 @@ class Analysis:
 
 def study_budget(sweep: Sweep) -> Budget | None:
     """The one budget every ok job trained for; None if they differ or there are none."""
-    budgets = {budget_of(job.results.get("config") or {}) for job in sweep.ok}
+    budgets = {budget_of(job.config) for job in sweep.ok}
     return budgets.pop() if len(budgets) == 1 else None
 
 
@@ -88,12 +89,13 @@ def job_rows(sweep: Sweep, budget: Budget | None) -> tuple[pd.DataFrame, pd.Data
         levels = {key: job.level(key) or UNSET for key in sweep.factors}
         condition = ",".join(f"{key}={value}" for key, value in levels.items()) or "(defaults)"
         row = {"job": job.name, "condition": condition, SEED: job.seed, **levels}
-        row |= {metric: job.metrics.get(metric) for metric in METRICS}
-        row["lr"] = ((job.results.get("config") or {}).get("optimizer") or {}).get("lr")
-        row["best_epoch"] = job.metrics.get("best_epoch")
-        row["stopped_by"] = job.metrics.get("stopped_by")
-        csv_path = job.path / str(job.results.get("metrics_csv"))
-        if job.results.get("metrics_csv") and csv_path.is_file():
+        metrics = job.metrics.named()
+        row |= {metric: metrics.get(metric) for metric in METRICS}
+        row["lr"] = (job.config.get("optimizer") or {}).get("lr")
+        row["best_epoch"] = job.metrics.best_epoch
+        row["stopped_by"] = job.metrics.stopped_by
+        csv_path = job.path / str(job.record.metrics_csv)
+        if job.record.metrics_csv and csv_path.is_file():
             curve = epoch_curves(csv_path).assign(condition=condition, seed=job.seed)
             val_acc = curve["val/acc"] * 100
             trained = int(row["epochs"] or val_acc.notna().sum())

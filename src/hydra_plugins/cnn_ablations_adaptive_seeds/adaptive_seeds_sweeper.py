@@ -159,7 +159,7 @@ class AdaptiveSeedsSweeper(Sweeper):
             paired_differences,
             study_budget,
         )
-        from cnn_ablations.sweep import load_sweep
+        from cnn_ablations.sweepdir import load_sweep
 
         keys, conditions, listed = self._grid(list(arguments))
         sweep_dir = Path(self.config.hydra.sweep.dir)
