@@ -395,7 +395,7 @@ def test_a_failed_jobs_run_is_marked_failed_and_plotted_nowhere(failed_sweep, ca
     assert exit_code(ok_run) == 0
     assert exit_code(failed_run) == 1  # W&B shows the run as failed, not finished
     ok_id, failed_id = run_record(ok_run).run_id, run_record(failed_run).run_id
-    assert (ok.wandb_run["id"], failed.wandb_run["id"]) == (ok_id, failed_id)
+    assert (ok.wandb_run.id, failed.wandb_run.id) == (ok_id, failed_id)
 
     assert dashboard.main(["--sweep-dir", str(failed_sweep), "--print"]) == 0
     report = report_json(failed_sweep)
