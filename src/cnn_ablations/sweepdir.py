@@ -30,6 +30,13 @@ MULTIRUN_FILE = "multirun.yaml"
 SAVED_OVERRIDES = Path(".hydra") / "overrides.yaml"
 
 
+def save_multirun(config: DictConfig, sweep_dir: Path) -> None:
+    """Write the sweep's ``multirun.yaml``, as Hydra's basic sweeper does before its jobs (for a
+    sweeper of this project's own)."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(config, sweep_dir / MULTIRUN_FILE)
+
+
 def swept_levels(sweep_dir: Path) -> dict[str, list[str]]:
     """Key -> levels of each swept key, in the order the sweep lists them.
 

@@ -17,16 +17,18 @@ jobs without an ok ``results.json``. This module is imported by Hydra's plugin s
 it imports only Hydra at the top.
 """
 
+import itertools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 SEED = "seed"
@@ -50,6 +52,21 @@ ConfigStore.instance().store(
     node=AdaptiveSeedsSweeperConf,
     provider="cnn-ablations",
 )
+
+
+def grid_jobs(overrides: list[Override]) -> list[list[str]]:
+    """Every job of a grid, as Hydra's basic sweeper expands it: one list per key (a later
+    override of a key replaces an earlier one, in the earlier's place), then their product."""
+    lists: dict[str, list[str]] = {}
+    for override in overrides:
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            lists[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            lists[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            raise HydraException(f"adaptive_seeds does not support the sweep {override.input_line}")
+    return [list(job) for job in itertools.product(*lists.values())]
 
 
 def _error(message: str) -> Exception:
@@ -110,7 +127,7 @@ class AdaptiveSeedsSweeper(Sweeper):
         keys = [k for k in dict.fromkeys(swept) if k != SEED]
         conditions: dict[tuple, list[str]] = {}
         seeds: list[int] = []
-        jobs = BasicSweeper.split_arguments(overrides, None)[0]
+        jobs = grid_jobs(overrides)
         for job in jobs:
             values = dict(o.split("=", 1) for o in job)
             try:
@@ -136,7 +153,8 @@ class AdaptiveSeedsSweeper(Sweeper):
     def _launch(self, jobs: list[list[str]]) -> list:
         """Launch ``jobs`` batch by batch as the basic sweeper does; the launchers' returns."""
         returns = []
-        for batch in BasicSweeper.split_overrides_to_chunks(jobs, self.max_batch_size):
+        size = self.max_batch_size or len(jobs) or 1
+        for batch in (jobs[start : start + size] for start in range(0, len(jobs), size)):
             self.validate_batch_is_legal(batch)
             results = self.launcher.launch(batch, initial_job_idx=self.job_idx)
             for result in results:
@@ -159,12 +177,11 @@ class AdaptiveSeedsSweeper(Sweeper):
             paired_differences,
             study_budget,
         )
-        from cnn_ablations.sweepdir import load_sweep
+        from cnn_ablations.sweepdir import load_sweep, save_multirun
 
         keys, conditions, listed = self._grid(list(arguments))
         sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        save_multirun(self.config, sweep_dir)
         pool = listed + [max(listed) + 1 + i for i in range(self.first + self.cap)]
         pool = pool[: self.first + self.cap]  # enough when every stage-1 seed of an effect failed
         stage1, later = pool[: self.first], pool[self.first :]
