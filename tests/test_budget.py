@@ -153,6 +153,22 @@ def test_early_stopping_ends_a_real_fit_by_patience(cli, tmp_path):
     assert not math.isnan(metrics["sec_per_epoch"]) and metrics["sec_per_epoch"] > 0
 
 
+@pytest.mark.parametrize(
+    ("overrides", "start"),
+    [
+        (["callbacks.early_stopping.monitor=val/foo"], "error: callbacks.early_stopping.monitor="),
+        (["callbacks.early_stopping.monitor=val/loss"], "error: callbacks.early_stopping.mode=max"),
+        (["callbacks.early_stopping.patience=0"], "error: callbacks.early_stopping.patience=0"),
+    ],
+)
+def test_early_stopping_settings_are_checked_before_training(cli, tmp_path, overrides, start):
+    result = cli(*FAST, "budget=converged", "trainer.max_epochs=10", *overrides)
+    assert result.returncode == 2
+    (line,) = result.stderr_lines
+    assert line.startswith(start)
+    assert not (only_run_dir(tmp_path) / "results.json").exists()  # nothing trained
+
+
 def test_a_cap_early_stopping_cannot_act_within_is_refused(cli):
     result = cli(*FAST, "budget=converged", "trainer.max_epochs=3")
     assert result.returncode == 2

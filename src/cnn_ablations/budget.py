@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 CONVERGED, SPEED = "converged", "speed"  # the two questions a study's budget answers
+MONITORS = ("val/acc", "val/loss")  # what early stopping may watch: held-out metrics per epoch
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Budget:
     epochs: int | None
     patience: int | None = None
     min_delta: float | None = None
+    monitor: str = "val/acc"
 
     @property
     def sentence(self) -> str:
@@ -28,10 +30,8 @@ class Budget:
         patience 3, cap 30 epochs``."""
         if self.kind == CONVERGED:
             delta = f", min_delta {self.min_delta:g}" if self.min_delta else ""
-            return (
-                f"at convergence: early stopping on val/acc, patience {self.patience}{delta}, "
-                f"cap {self.epochs} epochs"
-            )
+            stopping = f"early stopping on {self.monitor}, patience {self.patience}{delta}"
+            return f"at convergence: {stopping}, cap {self.epochs} epochs"
         return f"learning speed: fixed {self.epochs} epochs"
 
 
@@ -45,5 +45,6 @@ def budget_of(config: Mapping) -> Budget:
     epochs = (config.get("trainer") or {}).get("max_epochs")
     stopping = (config.get("callbacks") or {}).get("early_stopping")
     if stopping:
-        return Budget(CONVERGED, epochs, stopping.get("patience"), stopping.get("min_delta"))
+        patience, min_delta = stopping.get("patience"), stopping.get("min_delta")
+        return Budget(CONVERGED, epochs, patience, min_delta, stopping.get("monitor", "val/acc"))
     return Budget(SPEED, epochs)

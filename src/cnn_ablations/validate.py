@@ -11,6 +11,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from cnn_ablations.budget import MONITORS
 from cnn_ablations.errors import (
     ConfigError,
     check_bool,
@@ -31,6 +32,14 @@ def check_budget(cfg: DictConfig) -> None:
     stopping = (cfg.get("callbacks") or {}).get("early_stopping")
     if stopping is None:
         return
+    monitor, mode = stopping.get("monitor"), stopping.get("mode")
+    check_choice("callbacks.early_stopping.monitor", monitor, MONITORS)
+    wanted = "min" if monitor.endswith("loss") else "max"
+    if mode != wanted:
+        raise ConfigError(
+            f"callbacks.early_stopping.mode={mode} does not fit monitor={monitor}: it would stop "
+            f"on the wrong direction; set callbacks.early_stopping.mode={wanted}"
+        )
     check_int("callbacks.early_stopping.patience", stopping.get("patience"))
     check_number("callbacks.early_stopping.min_delta", stopping.get("min_delta"), minimum=0)
     cap = cfg.trainer.max_epochs
