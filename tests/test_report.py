@@ -158,7 +158,10 @@ def test_report_md_leads_with_the_answer_and_links_resolve(ofat):
     sweep_dir, _, report_dir = ofat
     text = (report_dir / "report.md").read_text()
     assert text.index("![Effects on test accuracy") < text.index("## Effects")
-    assert "**1 of 2 effects resolved (their 95% interval excludes 0) with 3 seeds" in text
+    assert (
+        "**1 of 2 effects resolved after Holm's correction across them (1 of the 95% intervals "
+        "exclude 0 one by one) with 3 seeds" in text
+    )
     assert "lenet_ablation" in text and sweep_dir.name in text
     assert "9 ok, 2 failed" in text
     failed = text.split("## Failed jobs")[1]

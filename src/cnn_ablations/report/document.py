@@ -27,17 +27,19 @@ def _display_path(path: Path) -> str:
 
 
 def answer(analysis: Analysis) -> str:
-    """The study's answer in a sentence: how many effects it resolves, and how finely."""
+    """The study's answer in a sentence: how many effects it resolves (each on its own, and as a
+    family: Holm), and how finely."""
     effects = analysis.effects
     if effects.empty:
         return "No override varies across the completed jobs: there is nothing to compare."
-    resolved = int(effects["excludes_zero"].sum())
+    excluding = int(effects["excludes_zero"].sum())
+    resolved = int(effects["resolved"].sum())
     half = effects["half_width"].dropna()
     finest = f"; 95% intervals ±{half.min():.2f} to ±{half.max():.2f} points" if len(half) else ""
     seeds = int(effects["n"].median())
     sentence = (
-        f"{resolved} of {len(effects)} effects resolved (their 95% interval excludes 0) "
-        f"with {seeds} seeds{finest}."
+        f"{resolved} of {len(effects)} effects resolved after Holm's correction across them "
+        f"({excluding} of the 95% intervals exclude 0 one by one) with {seeds} seeds{finest}."
     )
     return sentence + seeds_plan_answer(analysis)
 
@@ -51,8 +53,7 @@ def seeds_plan_answer(analysis: Analysis) -> str:
     equivalent = int((effects["verdict"] == EQUIVALENT.format(d=plan["halfwidth"])).sum())
     return (
         f" Seeds planned per effect by Stein's rule for ±{plan['halfwidth']:g} points: "
-        f"{n.min():.0f} to {n.max():.0f}; {int(effects['resolved'].sum())} resolved after "
-        f"Holm's correction, {equivalent} with no practical difference (within "
+        f"{n.min():.0f} to {n.max():.0f}; {equivalent} with no practical difference (within "
         f"±{plan['halfwidth']:g})."
     )
 
