@@ -48,7 +48,6 @@ class Parts:
     model: Classifier
     trainer: pl.Trainer
     ckpt_path: str | None  # what fit resumes from
-    resumed_step: int | None  # its global step
     wandb: WandbRun | None  # the W&B run, for results.json
     metrics_csv: str | None  # the CSV logger's file, relative to the job dir
 
@@ -93,7 +92,7 @@ def build(cfg: DictConfig, identity: Identity, output_dir: Path) -> Parts:
             logger.drop_rows_after(resumed_step if resumed_step is not None else -1)
         logger.log_hyperparams(hyperparams)
     metrics_csv = csv_file(loggers, output_dir)
-    return Parts(datamodule, model, trainer, ckpt_path, resumed_step, wandb_run, metrics_csv)
+    return Parts(datamodule, model, trainer, ckpt_path, wandb_run, metrics_csv)
 
 
 def build_data(cfg: DictConfig, overrides: list[str]) -> pl.LightningDataModule:

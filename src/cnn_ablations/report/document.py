@@ -5,6 +5,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from cnn_ablations.budget import CONVERGED
 from cnn_ablations.report.figures import write_figures
 from cnn_ablations.report.seeds import EQUIVALENT, read_plan
 from cnn_ablations.report.stats import BASELINE, Analysis, analyse, design
@@ -63,6 +64,19 @@ def question(analysis: Analysis) -> str:
     if analysis.budget is None:
         return "Budget: the jobs trained for different budgets; the effects mix them."
     return f"Budget: {analysis.budget.sentence}."
+
+
+def training_columns(analysis: Analysis) -> str:
+    """What the summary's training columns are, as the budget chooses them."""
+    if analysis.budget is not None and analysis.budget.kind == CONVERGED:
+        return (
+            "Epochs trained, the best epoch (the checkpoint tested), how many jobs early "
+            "stopping ended, and how many hit the cap still improving."
+        )
+    return (
+        "Learning speed: validation accuracy after epoch 1 and at the end, and the epochs to "
+        "reach 95% of the baseline's best validation accuracy."
+    )
 
 
 def still_improving(analysis: Analysis) -> list[str]:
@@ -156,11 +170,8 @@ def render_markdown(analysis: Analysis, figures: list[str]) -> str:
         "## Summary",
         "",
         "One row per condition, best mean test accuracy first; mean and sample std (ddof=1) over "
-        "seeds, blank std for n = 1. At convergence: epochs trained, the best epoch (the "
-        "checkpoint tested), how many jobs early stopping ended, and how many hit the cap "
-        "still improving. At a fixed budget (learning speed): validation accuracy after "
-        "epoch 1 and at the end, and the epochs to reach 95% of the baseline's best "
-        "validation accuracy. Data: [summary.csv](summary.csv).",
+        f"seeds, blank std for n = 1. {training_columns(analysis)} "
+        "Data: [summary.csv](summary.csv).",
         "",
         summary_table(analysis).to_markdown(),
         "",
