@@ -14,7 +14,14 @@ from cnn_ablations.report.__main__ import main
 from cnn_ablations.report.stats import analyse, epoch_curves
 from cnn_ablations.report.tables import claims_table, effects_table, summary_table
 from cnn_ablations.sweepdir import load_sweep
-from fake_sweep import EPOCHS, curve, make_factorial_sweep, make_ofat_sweep, write_job
+from fake_sweep import (
+    EPOCHS,
+    curve,
+    make_factorial_sweep,
+    make_ofat_sweep,
+    write_job,
+    write_multirun,
+)
 
 VARIANTS = ["baseline", "sigmoid", "relu"]
 FIGURES = ["effects.png", "val_acc.png", "train_loss.png", "test_acc.png"]
@@ -112,8 +119,8 @@ def test_csvs_round_trip_through_pandas_with_snake_case_names(ofat, factorial):
     assert effects["excludes_zero"].dtype == bool
     claims = pd.read_csv(ofat[2] / "claims.csv")
     assert list(claims.columns) == [
-        "claim", "budget", "source", "factor", "level", "reference", "expected", "delta",
-        "ci_low", "ci_high", "verdict",
+        "claim", "budget", "source", "setting", "factor", "level", "reference", "expected",
+        "delta", "ci_low", "ci_high", "verdict",
     ]  # fmt: skip
     interactions = pd.read_csv(factorial[2] / "interactions.csv")
     assert list(interactions.columns) == [
@@ -287,3 +294,25 @@ def test_cli_errors_exit_2(tmp_path, monkeypatch, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["empty"]) == 2
     assert "empty holds no jobs" in capsys.readouterr().err
+
+
+def test_a_model_comparison_is_judged_by_the_capacity_claim_with_its_setting(tmp_path):
+    """``model=lenet5,alexnet_lite`` changes the model group's choice (and every model key);
+    the capacity claim is matched by that choice, and the claims say where the setting
+    differs from the paper's."""
+    sweep_dir = tmp_path / "outputs" / "sweeps" / "lenet_vs_alexnet" / "2026-12-02_03-00-00"
+    sweep_dir.mkdir(parents=True)
+    write_multirun(sweep_dir, {"model": "lenet5,alexnet_lite", "seed": "0,1,2"})
+    converged = {"callbacks": {"early_stopping": {"monitor": "val/acc", "patience": 3}}}
+    rng = np.random.default_rng(2)
+    for model, mean in [("lenet5", 0.88), ("alexnet_lite", 0.91)]:
+        target = {"lenet5": "LeNet5", "alexnet_lite": "AlexNetLite"}[model]
+        for seed in range(3):
+            config = {**converged, "model": {"_target_": target}}
+            acc = float(mean + rng.normal(0, 0.002))
+            write_job(sweep_dir, [f"model={model}"], seed, acc, config=config)
+    claims = pd.read_csv(build_report(sweep_dir) / "claims.csv")
+    (row,) = claims.itertuples()
+    assert (row.level, row.reference, row.expected) == ("alexnet_lite", "lenet5", "higher")
+    assert row.budget == "converged" and row.verdict == "agrees"  # +3 points, 3 seeds
+    assert "0.54M" in row.setting and "Sec. 6" in row.source

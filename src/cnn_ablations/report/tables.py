@@ -201,6 +201,7 @@ def claims_table(analysis: Analysis) -> Table:
         Column("the literature", "claim", prose=True),
         Column("about", "budget", prose=True),
         Column("source", "source", prose=True),
+        Column("this setting", "setting", prose=True),
         *CONTRAST_COLUMNS,
         Column("expected", "expected", prose=True),
         Column("Δ (points)", "effect", number(2, sign=True), csv="delta"),
