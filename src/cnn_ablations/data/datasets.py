@@ -11,13 +11,14 @@ import hashlib
 import io
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cnn_ablations.errors import ConfigError, check_choice
+from cnn_ablations.errors import ConfigError, check_choice, one_line
 
 log = logging.getLogger(__name__)
 SPLIT_SEED = 0  # fixed: the split never depends on the run's seed
@@ -196,52 +197,56 @@ COLOR_SCHEME = 1  # bump when colorize()'s output changes: every cache made befo
 def _digest(*tensors: torch.Tensor) -> str:
     sha = hashlib.sha256()
     for tensor in tensors:
-        sha.update(tensor.contiguous().numpy().tobytes())
+        sha.update(tensor.contiguous().numpy())  # the buffer itself: no copy of 170 MB
     return sha.hexdigest()
 
 
 def _colorized(grey: Splits, cache_dir: Path) -> Splits:
     """``grey`` painted by ``colorize`` (split by split, seeds ``COLOR_SEEDS``), cached in
-    ``cache_dir`` under a name made from a hash of the grey source: a changed source or scheme
-    is a new name (rebuilt; the stale file removed), a cache whose contents no longer match
-    the hash stored in it is rebuilt, and an unwritable ``cache_dir`` only costs the rebuild."""
+    ``cache_dir`` as ``scheme<COLOR_SCHEME>-<hash of the grey source>.pt``: a changed source
+    or scheme is a new name (painted again; the other caches are then removed), a cache whose
+    contents no longer match the hash stored in it is painted again, and an unwritable
+    ``cache_dir`` only costs the painting."""
     from cnn_ablations.data.colorize import colorize
 
     names = list(COLOR_SEEDS)
     parts = [getattr(grey, name) for name in names]
     source = _digest(*(t for p in parts for t in (p.images, p.labels)))
     path = cache_dir / f"scheme{COLOR_SCHEME}-{source[:16]}.pt"
+
+    def splits(tensors: list[torch.Tensor]) -> Splits:
+        pairs = zip(tensors, parts, strict=True)
+        return Splits(*(Split(t, p.labels) for t, p in pairs), grey.num_classes)
+
     try:
         cached = torch.load(path, weights_only=True)
         tensors = [cached[name] for name in names]
         if cached["sha256"] == _digest(*tensors):
-            return Splits(
-                *(Split(t, p.labels) for t, p in zip(tensors, parts, strict=True)), grey.num_classes
-            )
-        log.warning("colour cache %s does not match its hash: rebuilding it", path)
+            return splits(tensors)
+        log.warning("colour cache %s does not match its hash: painting it again", path)
     except FileNotFoundError:
         pass
-    except Exception as err:  # truncated or not a cache: rebuilt, never trusted
-        log.warning("colour cache %s is unreadable (%s): rebuilding it", path, type(err).__name__)
-    tensors = [
-        colorize(p.images[:, 0], seed=COLOR_SEEDS[n]) for p, n in zip(parts, names, strict=True)
-    ]
+    except Exception as err:  # truncated or not a cache: painted again, never trusted
+        log.warning("colour cache %s is unreadable (%s): painting it again", path, one_line(err))
+    tensors = [colorize(getattr(grey, name).images[:, 0], seed=COLOR_SEEDS[name]) for name in names]
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
+        # two jobs painting at once: each writes its own temp file, the last rename wins
+        handle, tmp = tempfile.mkstemp(suffix=".tmp", dir=cache_dir)
+        os.close(handle)
+        try:
+            torch.save({**dict(zip(names, tensors, strict=True)), "sha256": _digest(*tensors)}, tmp)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
         for stale in cache_dir.glob("scheme*.pt"):
-            stale.unlink()
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two jobs building at once: last one wins
-        torch.save({**dict(zip(names, tensors, strict=True)), "sha256": _digest(*tensors)}, tmp)
-        os.replace(tmp, path)
-    except OSError as err:
+            if stale != path:
+                stale.unlink(missing_ok=True)
+    except (OSError, RuntimeError) as err:  # torch.save raises RuntimeError where it cannot write
         log.warning(
-            "colour cache not written to %s (%s): this run paints its own",
-            cache_dir,
-            err.strerror or err,
+            "colour cache not written to %s (%s): painted for this run", cache_dir, one_line(err)
         )
-    return Splits(
-        *(Split(t, p.labels) for t, p in zip(tensors, parts, strict=True)), grey.num_classes
-    )
+    return splits(tensors)
 
 
 def load_fashion_mnist_color(root: str | Path) -> Splits:
