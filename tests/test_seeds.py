@@ -193,6 +193,12 @@ def test_adaptive_seeds_runs_stage_2_for_exactly_the_planned_effects_and_resumes
     assert by_level["0.0010001"]["s1"] == 0 and by_level["0.0010001"]["seeds"] == [0, 1]
     assert by_level["0.01"]["capped"] and by_level["0.01"]["seeds"] == [0, 1, 2]
     assert plan["stage2_jobs"] == ["optimizer.lr=0.001,seed=2", "optimizer.lr=0.01,seed=2"]
+    # each job's progress line counts the jobs the sweep runs: 6 in stage 1, then 8
+    for name, line in [
+        ("optimizer.lr=0.01,seed=1", "job 6/6 · optimizer.lr=0.01,seed=1"),
+        ("optimizer.lr=0.01,seed=2", "job 8/8 · optimizer.lr=0.01,seed=2"),
+    ]:
+        assert line in (sweep_dir / name / "train.log").read_text()
     effects = pd.read_csv(sweep_dir / "report" / "effects.csv", dtype={"level": str})
     effects = effects.set_index("level")
     assert effects.loc["0.01", "n_needed"] == by_level["0.01"]["n_needed"]

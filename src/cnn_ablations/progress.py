@@ -24,11 +24,12 @@ def _duration(seconds: float) -> str:
 def sweep_progress(hydra_cfg: DictConfig, job_name: str) -> str:
     """``job 4/27 · variant=tanh,seed=0 · 1 failed · ETA 2m10s`` for a multirun job.
 
-    N is the size of the sweep's grid; the ETA is the median time of its finished jobs times
-    the jobs left, divided by the launcher's parallel jobs.
+    N is how many jobs the sweep runs (``Sweep.planned_size``: with planned seeds, stage 1's,
+    then stage 1's and stage 2's); the ETA is the median time of its finished jobs times the
+    jobs left, divided by the launcher's parallel jobs.
     """
     sweep = load_sweep(hydra_cfg.sweep.dir, started=True)
-    total = sweep.grid_size
+    total = sweep.planned_size
     others = [job for job in sweep.jobs if job.name != job_name and job.record]
     finished = [job.record.duration for job in others if job.record.duration is not None]
     failed = sum(not job.ok for job in others if job.record.duration is not None)

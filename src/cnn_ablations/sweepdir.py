@@ -6,6 +6,7 @@ the progress line, the report and the dashboard: every job with its :class:`RunR
 the swept keys with their levels in the order the sweep lists them.
 """
 
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +28,7 @@ from cnn_ablations.overrides import (
 from cnn_ablations.record import RESULTS_FILE, Metrics, RunRecord, WandbRun
 
 MULTIRUN_FILE = "multirun.yaml"
+PLAN_FILE = "seeds_plan.json"  # hydra/sweeper=adaptive_seeds's plan (cnn_ablations.report.seeds)
 SAVED_OVERRIDES = Path(".hydra") / "overrides.yaml"
 
 
@@ -62,6 +64,19 @@ def swept_overrides(hydra_cfg: DictConfig) -> list[str]:
         return task
     swept = swept_levels(Path(hydra_cfg.sweep.dir))
     return [o for o in task if override_key(o) in swept] or task
+
+
+def read_plan(sweep_dir: Path) -> dict | None:
+    """A sweep's ``seeds_plan.json``, or None for a sweep with a fixed list of seeds."""
+    path = Path(sweep_dir) / PLAN_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def stage1_seeds(sweep_dir: Path) -> int | None:
+    """``hydra.sweeper.first`` of a sweep whose seeds are planned (adaptive_seeds), else None."""
+    path = Path(sweep_dir) / MULTIRUN_FILE
+    first = OmegaConf.load(path).hydra.sweeper.get("first") if path.is_file() else None
+    return None if first is None else int(first)
 
 
 def saved_overrides(run_dir: Path) -> list[str] | None:
@@ -153,6 +168,17 @@ class Sweep:
         for levels in self.swept.values():
             size *= len(levels)
         return size
+
+    @property
+    def planned_size(self) -> int:
+        """How many jobs the sweep runs: its grid; with planned seeds (adaptive_seeds), every
+        condition at the stage-1 seeds, plus stage 2's jobs once planned."""
+        first = stage1_seeds(self.path)
+        if first is None:
+            return self.grid_size
+        conditions = self.grid_size // max(len(self.swept.get(SEED, [])), 1)
+        plan = read_plan(self.path)
+        return conditions * first + (len(plan["stage2_jobs"]) if plan else 0)
 
     @cached_property
     def factors(self) -> list[str]:

@@ -7,7 +7,7 @@ from rich.markup import escape
 
 from cnn_ablations.budget import CONVERGED
 from cnn_ablations.report.figures import write_figures
-from cnn_ablations.report.seeds import EQUIVALENT, read_plan
+from cnn_ablations.report.seeds import EQUIVALENT
 from cnn_ablations.report.stats import BASELINE, Analysis, analyse, design
 from cnn_ablations.report.tables import (
     claims_table,
@@ -15,7 +15,7 @@ from cnn_ablations.report.tables import (
     interactions_table,
     summary_table,
 )
-from cnn_ablations.sweepdir import Sweep, load_sweep
+from cnn_ablations.sweepdir import Sweep, load_sweep, read_plan
 
 REPORT_DIR = "report"
 

@@ -28,7 +28,6 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 CONFIDENCE = 0.95
-PLAN_FILE = "seeds_plan.json"
 RESOLVED = "resolved"
 EQUIVALENT = "no practical difference (within ±{d:g})"
 INCONCLUSIVE = "inconclusive at this n"
@@ -115,12 +114,6 @@ def write_plan(path: Path, settings: dict, plan: list[EffectPlan], **extra) -> N
     """``seeds_plan.json``: the design's settings, each effect's plan, and ``extra`` facts."""
     record = {**settings, "confidence": CONFIDENCE, "effects": [asdict(e) for e in plan], **extra}
     Path(path).write_text(json.dumps(record, indent=2) + "\n")
-
-
-def read_plan(sweep_dir: Path) -> dict | None:
-    """A sweep's ``seeds_plan.json``, or None for a sweep with a fixed list of seeds."""
-    path = Path(sweep_dir) / PLAN_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 # --- the report --------------------------------------------------------------------------------

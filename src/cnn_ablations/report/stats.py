@@ -20,8 +20,8 @@ from cnn_ablations.budget import CONVERGED, Budget, budget_of
 from cnn_ablations.overrides import SEED
 from cnn_ablations.report.claims import measured_claims
 from cnn_ablations.report.interactions import interactions
-from cnn_ablations.report.seeds import read_plan, verdicts
-from cnn_ablations.sweepdir import Sweep
+from cnn_ablations.report.seeds import verdicts
+from cnn_ablations.sweepdir import Sweep, read_plan
 
 BASELINE = "baseline"
 UNSET = "(default)"  # the level of a factor in a job that does not override it

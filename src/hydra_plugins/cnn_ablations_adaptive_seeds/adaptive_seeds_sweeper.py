@@ -177,7 +177,7 @@ class AdaptiveSeedsSweeper(Sweeper):
             paired_differences,
             study_budget,
         )
-        from cnn_ablations.sweepdir import load_sweep, save_multirun
+        from cnn_ablations.sweepdir import PLAN_FILE, load_sweep, save_multirun
 
         keys, conditions, listed = self._grid(list(arguments))
         sweep_dir = Path(self.config.hydra.sweep.dir)
@@ -216,7 +216,7 @@ class AdaptiveSeedsSweeper(Sweeper):
         todo = [job for job in planned if job not in done]
         failed = [j.name for j in sweep.failed if j.seed in stage1]
         stein.write_plan(
-            sweep_dir / stein.PLAN_FILE,
+            sweep_dir / PLAN_FILE,
             {"halfwidth": self.halfwidth, "first": self.first, "max": self.cap},
             plan,
             seed_pool=pool,
