@@ -38,7 +38,7 @@ train: $(STAMP) ## Train LeNet-5 on the bundled MNIST digits (ARGS="model.activa
 	$(BIN)/python -m cnn_ablations.train $(ARGS)
 
 sweep: $(STAMP) ## Run an ablation sweep and its report (SWEEP=lenet_ablation ARGS="seed=0,1,2,3")
-	@if [ "$$($(BIN)/python -c 'from cnn_ablations.sweep_callbacks import sweep_dataset; print(sweep_dataset("$(SWEEP)"))' 2>/dev/null)" = fashion_mnist ]; then $(MAKE) --no-print-directory data || true; fi
+	@case "$$($(BIN)/python -c 'from cnn_ablations.sweep_callbacks import sweep_dataset; print(sweep_dataset("$(SWEEP)"))' 2>/dev/null)" in fashion_mnist*) $(MAKE) --no-print-directory data || true;; esac
 	$(BIN)/python -m cnn_ablations.train -m sweep=$(SWEEP) $(ARGS)
 
 report: $(STAMP) ## Tables and figures for the latest sweep (or ARGS=path/to/sweep)

@@ -75,12 +75,19 @@ def sweep_jobs(sweep: str, extra: list[str] | None = None) -> list[list[str]]:
                 "seed",
             },
         ),
+        ("lenet_ablation_converged", 36, {"variant", "seed"}),
         (
             "alexnet_ablation",
+            32,
+            {"model.lrn", "model.overlap_pool", "data.augment.pca_sigma", "seed"},
+        ),
+        (
+            "alexnet_ablation_quick",
             24,
             {"model.lrn", "model.overlap_pool", "data.augment.pca_sigma", "seed"},
         ),
-        ("lenet_vs_alexnet", 12, {"model", "data.augment.pca_sigma", "seed"}),
+        ("lenet_vs_alexnet", 16, {"model", "data.augment.pca_sigma", "seed"}),
+        ("lenet_vs_alexnet_quick", 12, {"model", "data.augment.pca_sigma", "seed"}),
     ],
 )
 def test_every_sweep_file_lists_its_jobs_and_each_job_builds(sweep, count, varying):
