@@ -46,6 +46,7 @@ class Column:
     code: bool = False  # a config key or value: `backticks` in markdown; folds in a terminal
     prose: bool = False  # free text: folds in a terminal
     csv: str = ""  # the header in the CSV (snake_case); empty: ``field``
+    terminal: bool = True  # False: a long note, in report.md and the CSV only
 
     @property
     def folds(self) -> bool:
@@ -91,15 +92,15 @@ class Table:
 
     def to_rich(self, width: int) -> RichTable:
         """Numbers are never cut; text columns share what is left of ``width`` and fold."""
-        cells = self.cells()
-        widths = [
-            max([len(c.name)] + [len(r[i]) for r in cells]) for i, c in enumerate(self.columns)
-        ]
-        fixed = sum(w for w, c in zip(widths, self.columns, strict=True) if not c.folds)
-        texts = sum(c.folds for c in self.columns) or 1
-        text_width = max((width - fixed - 3 * len(self.columns)) // texts, 8)
+        shown = [i for i, c in enumerate(self.columns) if c.terminal]
+        columns = [self.columns[i] for i in shown]
+        cells = [[row[i] for i in shown] for row in self.cells()]
+        widths = [max([len(c.name)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+        fixed = sum(w for w, c in zip(widths, columns, strict=True) if not c.folds)
+        texts = sum(c.folds for c in columns) or 1
+        text_width = max((width - fixed - 3 * len(columns)) // texts, 8)
         table = RichTable(title=self.title, box=box.SIMPLE_HEAD)
-        for column, column_width in zip(self.columns, widths, strict=True):
+        for column, column_width in zip(columns, widths, strict=True):
             if column.folds:
                 table.add_column(
                     column.name, overflow="fold", min_width=min(column_width, text_width)
@@ -201,7 +202,7 @@ def claims_table(analysis: Analysis) -> Table:
         Column("the literature", "claim", prose=True),
         Column("about", "budget", prose=True),
         Column("source", "source", prose=True),
-        Column("this setting", "setting", prose=True),
+        Column("this setting", "setting", prose=True, terminal=False),
         *CONTRAST_COLUMNS,
         Column("expected", "expected", prose=True),
         Column("Δ (points)", "effect", number(2, sign=True), csv="delta"),
