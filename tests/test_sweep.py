@@ -235,3 +235,18 @@ def test_killed_or_crashed_jobs_count_as_failed(tmp_path):
     assert not jobs["seed=1"].ok and jobs["seed=1"] in sweep.failed  # the summary counts it
     assert jobs["seed=1"].error.startswith("did not finish (killed?)")
     assert jobs["seed=2"].status == "failed" and "no results.json" in jobs["seed=2"].error
+
+
+def test_a_single_value_on_the_command_line_takes_a_key_out_of_the_sweep_files_grid():
+    """As Hydra does: ``model.overlap_pool=false`` replaces the file's ``false,true``, so the
+    sweep (its grid size, the progress line's N) no longer varies it."""
+    from cnn_ablations.overrides import sweep_levels
+
+    command_line = ["model.overlap_pool=false", "seed=0,1"]
+    sweep_file = ["model.lrn=false,true", "model.overlap_pool=false,true", "seed=0,1,2,3"]
+    assert sweep_levels(command_line + sweep_file) == {
+        "seed": ["0", "1"],
+        "model.lrn": ["False", "True"],  # as Hydra parses them
+    }
+    jobs = sweep_jobs("alexnet_ablation", ["model.overlap_pool=false", "seed=0,1"])
+    assert len(jobs) == 2 * 2 * 2  # lrn x pca_sigma x seeds, as Hydra's basic sweeper expands

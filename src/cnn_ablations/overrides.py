@@ -40,11 +40,15 @@ def task_overrides(hydra_cfg: DictConfig) -> list[str]:
 
 def sweep_levels(specs: list[str]) -> dict[str, list[str]]:
     """Key -> levels of each sweep override among ``specs`` (``a=x,y``, ``b=range(3)``), in
-    the order listed; the first spec of a key wins, as the command line wins in Hydra."""
+    the order listed; the first spec of a key wins, as the command line wins in Hydra (a
+    single value there, ``a=x``, takes ``a`` out of the sweep file's grid)."""
     levels: dict[str, list[str]] = {}
+    seen: set[str] = set()
     for override in OverridesParser.create().parse_overrides(specs):
-        if override.is_sweep_override() and override.key_or_group not in NOT_A_FACTOR:
-            levels.setdefault(override.key_or_group, list(override.sweep_string_iterator()))
+        key = override.key_or_group
+        if key not in seen and override.is_sweep_override() and key not in NOT_A_FACTOR:
+            levels[key] = list(override.sweep_string_iterator())
+        seen.add(key)
     return levels
 
 
