@@ -50,11 +50,13 @@ def test_lenet5_learns_fashion_mnist_in_one_epoch(cli, tmp_path):
 
 def test_missing_everywhere_is_one_line_naming_both_ways(monkeypatch, tmp_path, cli):
     monkeypatch.setitem(SYSTEM_DIRS, "FashionMNIST", [tmp_path / "no-package"])
-    with pytest.raises(ConfigError) as err:
-        datasets.DATASETS["fashion_mnist"](tmp_path / "data")
-    message = str(err.value)
-    assert "\n" not in message and "no-package" in message
-    assert "make data" in message and "download=True" in message
+    for dataset in ("fashion_mnist", "fashion_mnist_color"):  # each names the set asked for
+        with pytest.raises(ConfigError) as err:
+            datasets.DATASETS[dataset](tmp_path / "data")
+        message = str(err.value)
+        assert message.startswith(f"dataset {dataset!r} is missing from")
+        assert "\n" not in message and "no-package" in message
+        assert "make data" in message and "download=True" in message
     # a sweep on it stops before any job, with that line
     result = cli("-m", "data=fashion_mnist", f"paths.data_dir={tmp_path / 'empty'}", "seed=0,1")
     assert result.returncode == 2

@@ -122,6 +122,23 @@ def test_same_seed_gives_identical_metrics_and_records_provenance(reference_run,
     assert first["config"]["paths"]["output_dir"] == str(reference_run)  # resolved
 
 
+def test_bf16_and_channels_last_keep_same_seed_same_numbers(cli, tmp_path):
+    """The colour studies' speed switches (trainer.precision=bf16-mixed, channels_last=true) on
+    the CPU: the run learns, and a second run with its seed repeats its numbers."""
+    args = [*SHORT, "trainer.precision=bf16-mixed", "channels_last=true"]
+    records = []
+    for name in ("first", "second"):
+        result = cli(*args, f"hydra.run.dir={tmp_path / name}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        records.append(results(tmp_path / name))
+    first, second = records
+    assert first["config"]["trainer"]["precision"] == "bf16-mixed"
+    assert first["config"]["channels_last"] is True
+    for key in ("test/acc", "val/acc_best", "train/loss"):
+        assert first["metrics"][key] == second["metrics"][key], key
+    assert first["metrics"]["test/acc"] > 0.5  # held-out digits, after 120 steps
+
+
 def _start_and_stop_after_first_epoch(tmp_path, sig) -> tuple[int, str]:
     command = [sys.executable, "-m", "cnn_ablations.train", *SHORT]
     env = {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}

@@ -39,19 +39,26 @@ def save_multirun(config: DictConfig, sweep_dir: Path) -> None:
     OmegaConf.save(config, sweep_dir / MULTIRUN_FILE)
 
 
+def _sweep_hydra_config(sweep_dir: Path) -> DictConfig | None:
+    """The ``hydra`` node of a sweep's ``multirun.yaml``, or None if there is no file."""
+    path = Path(sweep_dir) / MULTIRUN_FILE
+    return OmegaConf.load(path).hydra if path.is_file() else None
+
+
+def _levels(hydra_cfg: DictConfig) -> dict[str, list[str]]:
+    specs = [str(o) for o in hydra_cfg.overrides.task]
+    specs += [f"{k}={v}" for k, v in (hydra_cfg.sweeper.get("params") or {}).items()]
+    return sweep_levels(specs)
+
+
 def swept_levels(sweep_dir: Path) -> dict[str, list[str]]:
     """Key -> levels of each swept key, in the order the sweep lists them.
 
     From ``multirun.yaml``: the command line's ``a=x,y`` sweeps, then the sweep file's
     ``hydra.sweeper.params`` (the command line wins, as in Hydra). Empty if there is no file.
     """
-    path = Path(sweep_dir) / MULTIRUN_FILE
-    if not path.is_file():
-        return {}
-    hydra_cfg = OmegaConf.load(path).hydra
-    specs = [str(o) for o in hydra_cfg.overrides.task]
-    specs += [f"{k}={v}" for k, v in (hydra_cfg.sweeper.get("params") or {}).items()]
-    return sweep_levels(specs)
+    hydra_cfg = _sweep_hydra_config(sweep_dir)
+    return {} if hydra_cfg is None else _levels(hydra_cfg)
 
 
 def swept_overrides(hydra_cfg: DictConfig) -> list[str]:
@@ -70,13 +77,6 @@ def read_plan(sweep_dir: Path) -> dict | None:
     """A sweep's ``seeds_plan.json``, or None for a sweep with a fixed list of seeds."""
     path = Path(sweep_dir) / PLAN_FILE
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def stage1_seeds(sweep_dir: Path) -> int | None:
-    """``hydra.sweeper.first`` of a sweep whose seeds are planned (adaptive_seeds), else None."""
-    path = Path(sweep_dir) / MULTIRUN_FILE
-    first = OmegaConf.load(path).hydra.sweeper.get("first") if path.is_file() else None
-    return None if first is None else int(first)
 
 
 def saved_overrides(run_dir: Path) -> list[str] | None:
@@ -148,6 +148,7 @@ class Sweep:
     path: Path
     jobs: list[Job]
     swept: dict[str, list[str]] = field(default_factory=dict)
+    stage1_seeds: int | None = None  # planned seeds (adaptive_seeds): hydra.sweeper.first
 
     @property
     def name(self) -> str:
@@ -173,12 +174,11 @@ class Sweep:
     def planned_size(self) -> int:
         """How many jobs the sweep runs: its grid; with planned seeds (adaptive_seeds), every
         condition at the stage-1 seeds, plus stage 2's jobs once planned."""
-        first = stage1_seeds(self.path)
-        if first is None:
+        if self.stage1_seeds is None:
             return self.grid_size
         conditions = self.grid_size // max(len(self.swept.get(SEED, [])), 1)
         plan = read_plan(self.path)
-        return conditions * first + (len(plan["stage2_jobs"]) if plan else 0)
+        return conditions * self.stage1_seeds + (len(plan["stage2_jobs"]) if plan else 0)
 
     @cached_property
     def factors(self) -> list[str]:
@@ -211,7 +211,12 @@ def load_sweep(sweep_dir: Path | str, started: bool = False) -> Sweep:
     )
     if not job_dirs and not started:
         raise ConfigError(f"{path} holds no jobs (no subdirectory with results.json or .hydra/)")
-    return Sweep(path, [_job(p) for p in job_dirs], swept_levels(path))
+    jobs = [_job(p) for p in job_dirs]
+    hydra_cfg = _sweep_hydra_config(path)
+    if hydra_cfg is None:
+        return Sweep(path, jobs)
+    first = hydra_cfg.sweeper.get("first")
+    return Sweep(path, jobs, _levels(hydra_cfg), None if first is None else int(first))
 
 
 def default_output_root() -> Path:

@@ -252,7 +252,7 @@ def _colorized(grey: Splits, cache_dir: Path) -> Splits:
 def load_fashion_mnist_color(root: str | Path) -> Splits:
     """Fashion-MNIST (as ``fashion_mnist``: 55k/5k/10k) padded to 32x32 and painted as
     ``mnist5k_color`` is, cached in ``<root>/FashionMNISTColor``."""
-    grey = _torchvision("fashion_mnist", "FashionMNIST", root)
+    grey = _torchvision("fashion_mnist_color", "FashionMNIST", root)  # errors name this set
     return _colorized(grey, Path(root) / "FashionMNISTColor")
 
 
