@@ -260,3 +260,18 @@ def test_lenet_ablation_full_plans_its_seeds_and_the_converged_study_can():
     assert cfg.hydra.sweeper._target_.endswith("AdaptiveSeedsSweeper")
     assert cfg.hydra.sweeper.halfwidth == 0.5 and "variant" in cfg.hydra.sweeper.params
     assert cfg.callbacks.early_stopping.monitor == "val/acc"
+
+
+@pytest.mark.parametrize("sweep", ["alexnet_ablation", "lenet_vs_alexnet"])
+def test_the_colour_studies_are_converged_planned_and_in_bf16(sweep):
+    """The second study's sweep files: 55k colour images, early stopping, planned seeds, and the
+    bf16 + channels-last switches that halve AlexNet-lite's step (docs/performance.md); the
+    recipe the pilot kept (Adam at 1e-3, dropout 0.5: docs/models.md)."""
+    cfg = compose_cfg([f"sweep={sweep}"], hydra_cfg=True)
+    assert cfg.data.dataset == "fashion_mnist_color" and cfg.data.batch_size == 128
+    assert cfg.callbacks.early_stopping.monitor == "val/acc" and cfg.trainer.max_epochs == 30
+    assert cfg.hydra.sweeper._target_.endswith("AdaptiveSeedsSweeper")
+    assert (cfg.hydra.sweeper.first, cfg.hydra.sweeper.halfwidth) == (4, 1.0)
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.channels_last is True
+    assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.lr == 1e-3
+    assert compose_cfg([f"sweep={sweep}", "model=alexnet_lite"]).model.dropout == 0.5
