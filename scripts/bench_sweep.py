@@ -1,5 +1,5 @@
 """Whole-process timings as users run things: start-up, a default run's epoch, a sweep's per-job
-overhead, and AlexNet-lite's LRN. ``make bench-sweep [ARGS="--sections sweep --quick"]``.
+overhead, AlexNet-lite's LRN and its precision. ``make bench-sweep [ARGS="--sections sweep"]``.
 
 Sections (each paired: A and B alternate, so this machine's +-15% drift cancels in the ratio):
 
@@ -18,6 +18,11 @@ sweep    a sweep (``--sweep``, default ``-m sweep=lenet_ablation_digits seed=0
 lrn      AlexNet-lite on mnist5k_color with ``model.lrn=true`` and ``false``: sec_per_epoch, and
          the LRN layer alone (forward + backward, a (64, 24, 32, 32) batch) against torch's
          ``nn.LocalResponseNorm``.
+precision AlexNet-lite on mnist5k_color, batch 128, as the colour studies train it
+         (``trainer.precision=bf16-mixed channels_last=true``) against float32:
+         sec_per_epoch, for the default network and for the 2012 choices (LRN and overlapping
+         pooling on). bf16 pays on CPUs with AMX or AVX-512 bf16 (and GPUs); elsewhere A is slower.
+         Its first steps set up oneDNN's bf16 kernels (seconds), so ``--quick`` shows A slower.
 
 Results: rich tables, and ``--out`` (JSON).
 """
@@ -38,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 HAND = [sys.executable, str(REPO / "scripts" / "hand_lenet.py")]
 TRAIN = [sys.executable, "-m", "cnn_ablations.train"]
 DEFAULT_SWEEP = "-m sweep=lenet_ablation_digits seed=0 trainer.max_epochs=1"
+PRECISION_NETWORKS = {"default": [], "lrn_overlap": ["model.lrn=true", "model.overlap_pool=true"]}
 
 
 def run(command: list[str], cwd: Path, src: Path | None = None, tty: bool = False) -> float:
@@ -180,6 +186,24 @@ def bench_lrn(cwd: Path, pairs: int, epochs: int, extra: list[str]) -> dict:
     return {**summary(results), "epochs": epochs, "layer_ms": lrn_layer_ms()}
 
 
+def bench_precision(cwd: Path, pairs: int, epochs: int, extra: list[str]) -> dict:
+    command = [*TRAIN, "model=alexnet_lite", "data=mnist5k_color", "data.batch_size=128"]
+    command += ["logger=csv", "test=false", "trainer.enable_progress_bar=false", *extra]
+    command += [f"trainer.max_epochs={epochs}"]
+    bf16 = ["trainer.precision=bf16-mixed", "channels_last=true"]
+    out = {"epochs": epochs}
+    for name, network in PRECISION_NETWORKS.items():
+        results = []
+        for _ in range(pairs):
+            run([*command, *network, *bf16], cwd)
+            a = last_results(cwd)["metrics"]["sec_per_epoch"]
+            run([*command, *network, "trainer.precision=32"], cwd)
+            b = last_results(cwd)["metrics"]["sec_per_epoch"]
+            results.append((a, b))
+        out[name] = summary(results)
+    return out
+
+
 def report_rows(report: dict) -> list[tuple[str, ...]]:
     """(section, A, B, A/B, note) per section that ran."""
 
@@ -207,6 +231,11 @@ def report_rows(report: dict) -> list[tuple[str, ...]]:
         layer = report["lrn"]["layer_ms"]
         note = f"A: LRN on, B: off; layer {layer['project']:.1f} ms (torch's {layer['torch']:.1f})"
         rows.append(paired("lrn: AlexNet-lite epoch", report["lrn"], 2, note))
+    if "precision" in report:
+        note = "A: bf16-mixed + channels_last, B: float32; batch 128"
+        for name in PRECISION_NETWORKS:
+            label = f"precision: AlexNet-lite ({name}) epoch"
+            rows.append(paired(label, report["precision"][name], 2, note))
     return rows
 
 
@@ -224,7 +253,7 @@ def print_report(report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sections", default="startup,epoch,sweep,lrn")
+    parser.add_argument("--sections", default="startup,epoch,sweep,lrn,precision")
     parser.add_argument("--pairs", type=int, default=5, help="paired runs per section")
     parser.add_argument("--epochs", type=int, default=5, help="epochs of the epoch section")
     parser.add_argument("--sweep", default=DEFAULT_SWEEP, help="the sweep's overrides")
@@ -252,8 +281,13 @@ def main(argv: list[str] | None = None) -> dict:
                 extra = ["trainer.limit_train_batches=5"] if args.quick else []
                 pairs, epochs = max(args.pairs // 2, 1), max(args.epochs // 2, 1)
                 report["lrn"] = bench_lrn(cwd, pairs, epochs, extra)
+            elif section == "precision":
+                extra = ["trainer.limit_train_batches=5"] if args.quick else []
+                pairs = max(args.pairs // 2, 1)
+                report["precision"] = bench_precision(cwd, pairs, args.epochs, extra)
             else:
-                parser.error(f"unknown section {section!r}; choose from startup, epoch, sweep, lrn")
+                choices = "startup, epoch, sweep, lrn, precision"
+                parser.error(f"unknown section {section!r}; choose from {choices}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print_report(report)

@@ -49,13 +49,18 @@ def test_bench_sweep_measures_a_real_sweep(tmp_path):
     assert "per-job overhead" in result.stdout
 
 
-@pytest.mark.slow  # six whole runs: ~60 s
-def test_bench_sweep_start_up_epoch_and_lrn(tmp_path):
+@pytest.mark.slow  # ten whole runs: ~100 s
+def test_bench_sweep_start_up_epoch_lrn_and_precision(tmp_path):
     out = tmp_path / "bench_sweep.json"
-    sections = "startup,epoch,lrn"
-    run_script("bench_sweep.py", "--quick", "--sections", sections, "--out", str(out), cwd=tmp_path)
+    sections = "startup,epoch,lrn,precision"
+    result = run_script(
+        "bench_sweep.py", "--quick", "--sections", sections, "--out", str(out), cwd=tmp_path
+    )
     report = json.loads(out.read_text())
-    for section in sections.split(","):
-        (ratio,) = report[section]["ratios"]
-        assert ratio > 0 and report[section]["b_median"] > 0, section
+    timed = [report[s] for s in ("startup", "epoch", "lrn")]
+    timed += [report["precision"]["default"], report["precision"]["lrn_overlap"]]
+    for section in timed:
+        (ratio,) = section["ratios"]
+        assert ratio > 0 and section["b_median"] > 0
     assert set(report["lrn"]["layer_ms"]) == {"torch", "project"}
+    assert "precision: AlexNet-lite (lrn_overlap) epoch" in result.stdout
