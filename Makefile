@@ -57,7 +57,7 @@ publish: $(STAMP) ## Upload the latest sweep's offline runs, then save its W&B R
 bench: $(STAMP) ## Time this project's training loop against a plain loop and a PIL DataLoader
 	$(BIN)/python scripts/bench.py $(ARGS)
 
-bench-sweep: $(STAMP) ## Time start-up, a default run's epoch, a sweep's per-job overhead, LRN
+bench-sweep: $(STAMP) ## Time start-up, a default run's epoch, a sweep's per-job overhead, LRN, bf16
 	$(BIN)/python scripts/bench_sweep.py $(ARGS)
 
 test: $(STAMP) ## Run the test suite (slow tests skipped)

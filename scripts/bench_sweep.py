@@ -18,11 +18,13 @@ sweep    a sweep (``--sweep``, default ``-m sweep=lenet_ablation_digits seed=0
 lrn      AlexNet-lite on mnist5k_color with ``model.lrn=true`` and ``false``: sec_per_epoch, and
          the LRN layer alone (forward + backward, a (64, 24, 32, 32) batch) against torch's
          ``nn.LocalResponseNorm``.
-precision AlexNet-lite on mnist5k_color, batch 128, as the colour studies train it
-         (``trainer.precision=bf16-mixed channels_last=true``) against float32:
+precision AlexNet-lite on mnist5k_color (4,000 images), batch 128, with the colour studies'
+         ``trainer.precision=bf16-mixed channels_last=true`` against float32:
          sec_per_epoch, for the default network and for the 2012 choices (LRN and overlapping
          pooling on). bf16 pays on CPUs with AMX or AVX-512 bf16 (and GPUs); elsewhere A is slower.
-         Its first steps set up oneDNN's bf16 kernels (seconds), so ``--quick`` shows A slower.
+         A's first batches of each shape (the partial last batch, the 1000-image evaluation
+         batch) set up oneDNN's bf16 kernels, seconds that short epochs do not amortise: A's
+         ratio here understates a 55k-image epoch's, and ``--quick`` shows A slower.
 
 Results: rich tables, and ``--out`` (JSON).
 """
@@ -255,7 +257,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sections", default="startup,epoch,sweep,lrn,precision")
     parser.add_argument("--pairs", type=int, default=5, help="paired runs per section")
-    parser.add_argument("--epochs", type=int, default=5, help="epochs of the epoch section")
+    parser.add_argument(
+        "--epochs", type=int, default=5, help="epochs of the epoch and precision sections"
+    )
     parser.add_argument("--sweep", default=DEFAULT_SWEEP, help="the sweep's overrides")
     parser.add_argument("--sweep-repeats", type=int, default=2)
     parser.add_argument("--compare-src", type=Path, help="another checkout, for the sweep")

@@ -55,6 +55,8 @@ def test_missing_everywhere_is_one_line_naming_both_ways(monkeypatch, tmp_path, 
             datasets.DATASETS[dataset](tmp_path / "data")
         message = str(err.value)
         assert message.startswith(f"dataset {dataset!r} is missing from")
+        offline = "mnist5k_color" if dataset.endswith("_color") else "mnist5k"
+        assert message.endswith(f"data={offline} works offline")
         assert "\n" not in message and "no-package" in message
         assert "make data" in message and "download=True" in message
     # a sweep on it stops before any job, with that line

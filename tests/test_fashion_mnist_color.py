@@ -172,11 +172,13 @@ paint = colorize_module.colorize
 def slow_paint(*args, **kwargs):  # hold each painter long enough for both to overlap
     images = paint(*args, **kwargs)
     time.sleep(0.5)
+    print("painted", file=sys.stderr)
     return images
 
 colorize_module.colorize = slow_paint
-cache_dir, gate = Path(sys.argv[1]), Path(sys.argv[2])
+cache_dir, gate, ready = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 grey = datasets.DATASETS["mnist5k"](cache_dir.parent)
+ready.touch()
 while not gate.exists():
     time.sleep(0.01)
 color = datasets._colorized(grey, cache_dir)
@@ -190,12 +192,24 @@ def test_two_jobs_painting_the_same_cache_at_once_agree_and_leave_one_file(tmp_p
     the same moment, as two jobs of a sweep can: both get the same bytes, one cache file is
     left (no temp files), and it is then read without painting."""
     cache_dir, gate = tmp_path / "ColorCache", tmp_path / "go"
-    command = [sys.executable, "-c", RACER, str(cache_dir), str(gate)]
-    racers = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
-    time.sleep(0.2)
-    gate.touch()
-    digests = [racer.communicate(timeout=120)[0].strip() for racer in racers]
-    assert all(racer.returncode == 0 for racer in racers)
+    ready = [tmp_path / f"ready{i}" for i in range(2)]
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(cache_dir), str(gate), str(flag)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for flag in ready
+    ]
+    deadline = time.monotonic() + 120
+    while not all(flag.exists() for flag in ready) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    gate.touch()  # both have loaded the digits: they start painting together
+    outputs = [racer.communicate(timeout=120) for racer in racers]
+    assert all(racer.returncode == 0 for racer in racers), [err[-2000:] for _, err in outputs]
+    assert all("painted" in err for _, err in outputs)  # neither read the other's cache
+    digests = [out.strip() for out, _ in outputs]
     assert digests[0] == digests[1] and len(digests[0]) == 64
     (cache,) = cache_dir.iterdir()
     assert cache.name.startswith("scheme") and cache.suffix == ".pt"

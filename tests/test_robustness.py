@@ -124,8 +124,15 @@ def test_same_seed_gives_identical_metrics_and_records_provenance(reference_run,
 
 def test_bf16_and_channels_last_keep_same_seed_same_numbers(cli, tmp_path):
     """The colour studies' speed switches (trainer.precision=bf16-mixed, channels_last=true) on
-    the CPU: the run learns, and a second run with its seed repeats its numbers."""
-    args = [*SHORT, "trainer.precision=bf16-mixed", "channels_last=true"]
+    the CPU, with AlexNet-lite's LRN (float32 sums under autocast) and overlapping pooling: the
+    run learns, and a second run with its seed repeats its numbers."""
+    network = [
+        "model=alexnet_lite",
+        "data=mnist5k_color",
+        "model.lrn=true",
+        "model.overlap_pool=true",
+    ]
+    args = [*SHORT, *network, "trainer.precision=bf16-mixed", "channels_last=true"]
     records = []
     for name in ("first", "second"):
         result = cli(*args, f"hydra.run.dir={tmp_path / name}")
@@ -136,7 +143,7 @@ def test_bf16_and_channels_last_keep_same_seed_same_numbers(cli, tmp_path):
     assert first["config"]["channels_last"] is True
     for key in ("test/acc", "val/acc_best", "train/loss"):
         assert first["metrics"][key] == second["metrics"][key], key
-    assert first["metrics"]["test/acc"] > 0.5  # held-out digits, after 120 steps
+    assert first["metrics"]["test/acc"] > 0.3  # held-out colour digits (chance 0.1), 120 steps
 
 
 def _start_and_stop_after_first_epoch(tmp_path, sig) -> tuple[int, str]:

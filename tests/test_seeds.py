@@ -265,7 +265,7 @@ def test_lenet_ablation_full_plans_its_seeds_and_the_converged_study_can():
 @pytest.mark.parametrize("sweep", ["alexnet_ablation", "lenet_vs_alexnet"])
 def test_the_colour_studies_are_converged_planned_and_in_bf16(sweep):
     """The second study's sweep files: 55k colour images, early stopping, planned seeds, and the
-    bf16 + channels-last switches that halve AlexNet-lite's step (docs/performance.md); the
+    bf16 + channels-last switches that cut AlexNet-lite's epoch ~3x (docs/performance.md); the
     recipe the pilot kept (Adam at 1e-3, dropout 0.5: docs/models.md)."""
     cfg = compose_cfg([f"sweep={sweep}"], hydra_cfg=True)
     assert cfg.data.dataset == "fashion_mnist_color" and cfg.data.batch_size == 128

@@ -143,12 +143,13 @@ class Job:
 
 @dataclass
 class Sweep:
-    """A sweep dir: its jobs (ok or not) and the keys it varies."""
+    """A sweep dir: its jobs (ok or not), the keys it varies and, with planned seeds
+    (adaptive_seeds), how many seeds stage 1 runs per condition."""
 
     path: Path
     jobs: list[Job]
     swept: dict[str, list[str]] = field(default_factory=dict)
-    stage1_seeds: int | None = None  # planned seeds (adaptive_seeds): hydra.sweeper.first
+    first_seeds: int | None = None  # planned seeds (adaptive_seeds): how many in stage 1
 
     @property
     def name(self) -> str:
@@ -174,11 +175,11 @@ class Sweep:
     def planned_size(self) -> int:
         """How many jobs the sweep runs: its grid; with planned seeds (adaptive_seeds), every
         condition at the stage-1 seeds, plus stage 2's jobs once planned."""
-        if self.stage1_seeds is None:
+        if self.first_seeds is None:
             return self.grid_size
         conditions = self.grid_size // max(len(self.swept.get(SEED, [])), 1)
         plan = read_plan(self.path)
-        return conditions * self.stage1_seeds + (len(plan["stage2_jobs"]) if plan else 0)
+        return conditions * self.first_seeds + (len(plan["stage2_jobs"]) if plan else 0)
 
     @cached_property
     def factors(self) -> list[str]:

@@ -126,10 +126,11 @@ def _torchvision(name: str, cls_name: str, root: str | Path, num_val: int = 5000
         if cls_name == "FashionMNIST"
         else ""
     )
+    offline = "mnist5k_color" if name.endswith("_color") else "mnist5k"  # the same kind of images
     how = (
         f'{package}download it on a machine with internet (`python -c "import torchvision; '
         f"torchvision.datasets.{cls_name}('{root}', download=True)\"`) and copy {folder} here, "
-        f"or set paths.data_dir; data=mnist5k works offline"
+        f"or set paths.data_dir; data={offline} works offline"
     )
 
     def load(train: bool):
