@@ -242,6 +242,11 @@ def test_rerunning_a_variant_job_from_its_saved_config_reproduces_it(cli, tmp_pa
         assert second["metrics"][key] == first["metrics"][key], key
     rows = [list(csv.reader((d / "csv" / "metrics.csv").open())) for d in (job, rerun)]
     assert rows[0] == rows[1]
+    # with --config-path (no conf/ groups on the search path) `logger=csv` sets a string
+    result = cli("--config-path", str(job / ".hydra"), "--config-name", "config", "logger=csv")
+    assert result.returncode == 2
+    (line,) = result.stderr_lines
+    assert line.startswith("error: logger=csv is not a logger config") and "logger.<key>" in line
 
 
 def test_full_disk_is_one_line_and_leaves_readable_records(cli, tmp_path):

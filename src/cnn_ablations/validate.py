@@ -23,6 +23,8 @@ from cnn_ablations.errors import (
 
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
 MAX_SEED = 2**32 - 1  # numpy's bound
+# conf/train.yaml's config groups: each composes to a mapping (or null where allowed)
+CONFIG_GROUPS = ("data", "model", "optimizer", "scheduler", "trainer", "logger", "callbacks")
 LIGHTNING_CKPT_VALUES = ("last", "best", "hpc", "registry")
 
 
@@ -52,7 +54,16 @@ def check_budget(cfg: DictConfig) -> None:
 
 
 def validate_config(cfg: DictConfig) -> None:
-    """Raise ``ConfigError`` for settings no component checks: seed, epochs, lr, GPU."""
+    """Raise ``ConfigError`` for settings no component checks: groups, seed, epochs, lr, GPU."""
+    for group in CONFIG_GROUPS:
+        node = cfg.get(group)
+        if node is not None and not isinstance(node, DictConfig):
+            # a run's saved config (--config-name config) has no groups: `logger=csv` sets a string
+            raise ConfigError(
+                f"{group}={node} is not a {group} config: a run's saved config (--config-path "
+                f"<run>/.hydra --config-name config) has no config groups to choose from; set "
+                f"its keys ({group}.<key>=...) or run from conf/ with {group}={node}"
+            )
     if cfg.seed is not None:
         check_int("seed", cfg.seed, minimum=0, maximum=MAX_SEED)
     check_int("trainer.max_epochs", cfg.trainer.get("max_epochs"))
