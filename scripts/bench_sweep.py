@@ -25,6 +25,13 @@ precision AlexNet-lite on mnist5k_color (4,000 images), batch 128, with the colo
          A's first batches of each shape (the partial last batch, the 1000-image evaluation
          batch) set up oneDNN's bf16 kernels, seconds that short epochs do not amortise: A's
          ratio here understates a 55k-image epoch's, and ``--quick`` shows A slower.
+levers   the converged LeNet-5 study's speed settings, each against the setting before them,
+         on ``--levers-data`` (default Fashion-MNIST, 55k images), batch 128:
+         parallel: a 2-job sweep (1 epoch each) with joblib's parallel jobs of one thread each
+         (A) against one job at a time with torch's default threads (B): wall time;
+         channels_last: a 1-thread epoch with channels-last tensors (A) or not (B);
+         bf16: a 1-thread epoch in bf16-mixed (A) or float32 (B), both channels-last (A is
+         what ``${cpu_precision:}`` would choose on a CPU with native bf16).
 
 Results: rich tables, and ``--out`` (JSON).
 """
@@ -206,6 +213,36 @@ def bench_precision(cwd: Path, pairs: int, epochs: int, extra: list[str]) -> dic
     return out
 
 
+def bench_levers(cwd: Path, pairs: int, data: str, extra: list[str]) -> dict:
+    base = [*TRAIN, f"data={data}", "data.batch_size=128", "logger=csv", "test=false"]
+    base += ["trainer.enable_progress_bar=false", "trainer.max_epochs=1", *extra]
+    one_thread = [*base, "torch_threads=1", "trainer.precision=32"]
+    out: dict = {"data": data}
+    parallel = []
+    for repeat in range(pairs):
+        sweep = [*base, "-m", "seed=0,1"]
+        a = run([*sweep, "launcher=joblib", f"hydra.sweep.dir={cwd}/levers-{repeat}-a"], cwd)
+        b = run([*sweep, f"hydra.sweep.dir={cwd}/levers-{repeat}-b"], cwd)
+        parallel.append((a, b))
+    out["parallel"] = summary(parallel)
+    for lever, (with_it, without) in {
+        "channels_last": (["channels_last=true"], ["channels_last=false"]),
+        "bf16": (
+            ["channels_last=true", "trainer.precision=bf16-mixed"],
+            ["channels_last=true"],
+        ),
+    }.items():
+        results = []
+        for _ in range(pairs):
+            run([*one_thread, *with_it], cwd)
+            a = last_results(cwd)["metrics"]["sec_per_epoch"]
+            run([*one_thread, *without], cwd)
+            b = last_results(cwd)["metrics"]["sec_per_epoch"]
+            results.append((a, b))
+        out[lever] = summary(results)
+    return out
+
+
 def report_rows(report: dict) -> list[tuple[str, ...]]:
     """(section, A, B, A/B, note) per section that ran."""
 
@@ -238,6 +275,15 @@ def report_rows(report: dict) -> list[tuple[str, ...]]:
         for name in PRECISION_NETWORKS:
             label = f"precision: AlexNet-lite ({name}) epoch"
             rows.append(paired(label, report["precision"][name], 2, note))
+    if "levers" in report:
+        levers, data = report["levers"], report["levers"]["data"]
+        notes = {
+            "parallel": f"2-job sweep wall, {data}: A joblib 2 x 1 thread, B 1 job x default",
+            "channels_last": f"1-thread LeNet-5 epoch, {data}: A channels-last, B contiguous",
+            "bf16": f"1-thread LeNet-5 epoch, {data}: A bf16-mixed, B float32 (channels-last)",
+        }
+        for lever, note in notes.items():
+            rows.append(paired(f"levers: {lever}", levers[lever], 2, note))
     return rows
 
 
@@ -255,7 +301,8 @@ def print_report(report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sections", default="startup,epoch,sweep,lrn,precision")
+    parser.add_argument("--sections", default="startup,epoch,sweep,lrn,precision,levers")
+    parser.add_argument("--levers-data", default="fashion_mnist", help="the levers' data set")
     parser.add_argument("--pairs", type=int, default=5, help="paired runs per section")
     parser.add_argument(
         "--epochs", type=int, default=5, help="epochs of the epoch and precision sections"
@@ -289,8 +336,12 @@ def main(argv: list[str] | None = None) -> dict:
                 extra = ["trainer.limit_train_batches=5"] if args.quick else []
                 pairs = max(args.pairs // 2, 1)
                 report["precision"] = bench_precision(cwd, pairs, args.epochs, extra)
+            elif section == "levers":
+                extra = ["trainer.limit_train_batches=5"] if args.quick else []
+                pairs = max(args.pairs // 2, 1)
+                report["levers"] = bench_levers(cwd, pairs, args.levers_data, extra)
             else:
-                choices = "startup, epoch, sweep, lrn, precision"
+                choices = "startup, epoch, sweep, lrn, precision, levers"
                 parser.error(f"unknown section {section!r}; choose from {choices}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

@@ -14,6 +14,7 @@ from cnn_ablations.record import (
     LrSelection,
     Metrics,
     RunRecord,
+    UnreadableRecord,
     WandbRun,
 )
 
@@ -72,10 +73,14 @@ def test_a_full_record_round_trips(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def test_a_missing_or_unreadable_record_is_none_and_a_wrong_one_is_one_line(tmp_path):
+def test_a_missing_record_is_none_and_an_unreadable_or_wrong_one_is_one_line(tmp_path):
     assert RunRecord.load(tmp_path) is None
     (tmp_path / RESULTS_FILE).write_text('{"status": "ok", "metr')  # cut short
-    assert RunRecord.load(tmp_path) is None
+    with pytest.raises(UnreadableRecord, match=r"is not readable JSON \(.*; truncated or edit"):
+        RunRecord.load(tmp_path)
+    (tmp_path / RESULTS_FILE).write_text("[]")
+    with pytest.raises(UnreadableRecord, match=r"holds no record \(a JSON list\)"):
+        RunRecord.load(tmp_path)
     (tmp_path / RESULTS_FILE).write_text(json.dumps({"status": "done"}))
     with pytest.raises(ConfigError, match=r"does not fit the record schema: status: "):
         RunRecord.load(tmp_path)

@@ -146,6 +146,11 @@ def test_bf16_and_channels_last_keep_same_seed_same_numbers(cli, tmp_path):
     assert first["metrics"]["test/acc"] > 0.3  # held-out colour digits (chance 0.1), 120 steps
 
 
+def _default_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _start_and_stop_after_first_epoch(tmp_path, sig) -> tuple[int, str]:
     command = [sys.executable, "-m", "cnn_ablations.train", *SHORT]
     env = {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
@@ -157,9 +162,9 @@ def _start_and_stop_after_first_epoch(tmp_path, sig) -> tuple[int, str]:
             env={**os.environ, **env},
             stdout=subprocess.DEVNULL,
             stderr=stderr,
-            # a shell that runs us in the background ignores SIGINT, and Python then keeps
-            # ignoring it: restore the default so the child sees Ctrl-C as a terminal run would
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            # a shell that runs us in the background ignores SIGINT (nohup: SIGHUP), and Python
+            # then keeps ignoring it: restore the defaults, as in a terminal
+            preexec_fn=_default_signals,
         )
     deadline = time.time() + 300
     # Lightning writes checkpoints atomically (a temp file renamed): once last.ckpt exists it
@@ -178,13 +183,24 @@ def _start_and_stop_after_first_epoch(tmp_path, sig) -> tuple[int, str]:
     return proc.returncode, stderr_file.read_text()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
-def test_interrupted_run_resumes_to_the_same_final_metrics(sig, reference_run, cli, tmp_path):
+@pytest.mark.parametrize(
+    ("sig", "how"),
+    [
+        (signal.SIGKILL, None),
+        (signal.SIGINT, "Ctrl-C"),
+        (signal.SIGTERM, "SIGTERM"),  # how SLURM and Kubernetes preempt
+        (signal.SIGHUP, "SIGHUP"),  # the terminal closed
+    ],
+    ids=["kill", "ctrl-c", "sigterm", "sighup"],
+)
+def test_interrupted_run_resumes_to_the_same_final_metrics(sig, how, reference_run, cli, tmp_path):
     returncode, stderr = _start_and_stop_after_first_epoch(tmp_path, sig)
     run_dir = only_run_dir(tmp_path)
-    if sig == signal.SIGINT:
-        assert returncode == 130
-        assert results(run_dir)["status"] == "interrupted"
+    if how is not None:
+        assert returncode == 128 + sig  # 130, 143, 129: as a shell reports the signal
+        record = results(run_dir)
+        assert record["status"] == "interrupted" and record["error"] == f"interrupted by {how}"
+        assert stderr.strip().splitlines()[-1].startswith(f"interrupted by {how}; continue with")
         assert f"continue with: python -m cnn_ablations.train {SHORT[0]}" in stderr
         assert f"resume={run_dir}" in stderr
     else:

@@ -4,6 +4,7 @@ sweeps with each launcher."""
 
 import json
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -259,19 +260,41 @@ def test_lenet_ablation_full_plans_its_seeds_and_the_converged_study_can():
     cfg = compose_cfg(["sweep=lenet_ablation_converged", "hydra.sweeper.halfwidth=0.5"], True)
     assert cfg.hydra.sweeper._target_.endswith("AdaptiveSeedsSweeper")
     assert cfg.hydra.sweeper.halfwidth == 0.5 and "variant" in cfg.hydra.sweeper.params
-    assert cfg.callbacks.early_stopping.monitor == "val/acc"
+
+
+def test_the_converged_study_anneals_with_a_rate_per_condition_and_parallel_jobs():
+    """lenet_ablation_converged's recipe (docs/sweeps.md: its pilot): 12 epochs with a cosine
+    to 0, each condition's rate chosen on the validation split, parallel 1-thread jobs, bf16
+    only where the CPU has it, channels-last."""
+    from cnn_ablations.budget import budget_of
+    from cnn_ablations.resolvers import native_bf16
+
+    cfg = compose_cfg(["sweep=lenet_ablation_converged"], hydra_cfg=True)
+    budget = budget_of(cfg)
+    assert budget.kind == "converged" and budget.annealed and budget.epochs == 12
+    assert "early_stopping" not in cfg.callbacks
+    assert cfg.scheduler._target_.endswith("CosineAnnealingLR") and cfg.scheduler.T_max == 12
+    assert cfg.lr_selection.enabled and cfg.lr_selection.epochs == 3
+    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher") and cfg.torch_threads == 1
+    assert cfg.hydra.launcher.n_jobs == len(os.sched_getaffinity(0))
+    assert cfg.trainer.precision == ("bf16-mixed" if native_bf16() else 32)
+    assert cfg.channels_last is True
 
 
 @pytest.mark.parametrize("sweep", ["alexnet_ablation", "lenet_vs_alexnet"])
-def test_the_colour_studies_are_converged_planned_and_in_bf16(sweep):
+def test_the_colour_studies_are_converged_planned_and_fast(sweep):
     """The second study's sweep files: 55k colour images, early stopping, planned seeds, and the
-    bf16 + channels-last switches that cut AlexNet-lite's epoch ~3x (docs/performance.md); the
-    recipe the pilot kept (Adam at 1e-3, dropout 0.5: docs/models.md)."""
+    speed switches: bf16 where the CPU has it (AlexNet-lite's epoch ~3x faster with AMX:
+    docs/performance.md), channels-last, parallel jobs; the recipe the pilot kept (Adam at 1e-3,
+    dropout 0.5: docs/models.md)."""
+    from cnn_ablations.resolvers import native_bf16
+
     cfg = compose_cfg([f"sweep={sweep}"], hydra_cfg=True)
     assert cfg.data.dataset == "fashion_mnist_color" and cfg.data.batch_size == 128
     assert cfg.callbacks.early_stopping.monitor == "val/acc" and cfg.trainer.max_epochs == 30
     assert cfg.hydra.sweeper._target_.endswith("AdaptiveSeedsSweeper")
     assert (cfg.hydra.sweeper.first, cfg.hydra.sweeper.halfwidth) == (4, 1.0)
-    assert cfg.trainer.precision == "bf16-mixed" and cfg.channels_last is True
+    assert cfg.trainer.precision == ("bf16-mixed" if native_bf16() else 32)  # where it pays
+    assert cfg.channels_last is True and cfg.hydra.launcher._target_.endswith("JoblibLauncher")
     assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.lr == 1e-3
     assert compose_cfg([f"sweep={sweep}", "model=alexnet_lite"]).model.dropout == 0.5

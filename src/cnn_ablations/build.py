@@ -79,7 +79,9 @@ def build(cfg: DictConfig, identity: Identity, output_dir: Path) -> Parts:
     resumed_step = check_checkpoint(ckpt_path, model)
     # nothing is written before the trainer exists: Lightning may still refuse a setting
     loggers = build_loggers(cfg.logger, overrides)
-    callbacks = build_callbacks(cfg.callbacks, cfg.trainer, overrides, identity.progress)
+    callbacks = build_callbacks(
+        cfg.callbacks, cfg.trainer, overrides, identity.progress, identity.shares_console
+    )
     trainer = build_trainer(cfg, identity, loggers, callbacks)
     wandb_run = attach_wandb(trainer, cfg.logger.get("wandb"), identity)
     hyperparams = {
@@ -135,14 +137,21 @@ def build_loggers(logger_cfg: DictConfig, overrides: list[str]) -> list:
 
 
 def build_callbacks(
-    callbacks_cfg: DictConfig, trainer_cfg: DictConfig, overrides: list[str], progress: str = ""
+    callbacks_cfg: DictConfig,
+    trainer_cfg: DictConfig,
+    overrides: list[str],
+    progress: str = "",
+    shared_console: bool = False,
 ) -> list[pl.Callback]:
-    """The configured callbacks, less those whose feature a trainer flag turns off; a job
-    progress bar is labelled with the job's ``progress`` in its sweep."""
+    """The configured callbacks, less those whose feature a trainer flag turns off, and the
+    progress bar and model summary on a ``shared_console`` (parallel jobs, or a sweep's log);
+    a job progress bar is labelled with the job's ``progress`` in its sweep."""
     callbacks = [
         instantiate(node, f"callbacks.{k}", overrides) for k, node in callbacks_cfg.items()
     ]
     off = tuple(kind for flag, kind in SWITCHED_OFF_BY.items() if trainer_cfg.get(flag) is False)
+    if shared_console:
+        off += (ProgressBar, ModelSummary)
     kept = [c for c in callbacks if not isinstance(c, off)]
     for callback in kept:
         if isinstance(callback, JobProgressBar):
@@ -151,14 +160,17 @@ def build_callbacks(
 
 
 def build_trainer(cfg: DictConfig, identity: Identity, loggers: list, callbacks: list):
-    """The ``pl.Trainer`` of ``cfg.trainer``; in a multirun, ``ddp`` becomes ``ddp_spawn``."""
-    strategy = {}
+    """The ``pl.Trainer`` of ``cfg.trainer``; in a multirun, ``ddp`` becomes ``ddp_spawn``,
+    and on a shared console (``Identity.shares_console``) it draws no bar or summary."""
+    changed = {}
     if identity.multirun and cfg.trainer.get("strategy") == "ddp":
         # plain ddp re-runs the Hydra command per rank, which would start a second sweep
         log.warning("multirun: using strategy=ddp_spawn instead of ddp (one run per job)")
-        strategy = {"strategy": "ddp_spawn"}
+        changed["strategy"] = "ddp_spawn"
+    if identity.shares_console:
+        changed |= {"enable_progress_bar": False, "enable_model_summary": False}
     return instantiate(
-        cfg.trainer, "trainer", identity.overrides, logger=loggers, callbacks=callbacks, **strategy
+        cfg.trainer, "trainer", identity.overrides, logger=loggers, callbacks=callbacks, **changed
     )
 
 

@@ -16,10 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cnn_ablations.overrides import override_key, override_value
+from cnn_ablations.signals import Stopped, interrupt_of
 
 EXIT_FAILED = 1  # the job ran and failed (non-finite loss, a crash, a full disk)
 EXIT_CONFIG = 2  # a setting or an input file is wrong; nothing was trained
-EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT); SIGTERM 143, SIGHUP 129: 128 + the signal
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
@@ -46,19 +47,16 @@ class RunEnded(SystemExit):
         super().__init__(code)
         self.line = line
 
-
-def is_interrupt(err: BaseException) -> bool:
-    """Ctrl-C: a ``KeyboardInterrupt``, or the ``SystemExit`` Lightning raises while handling
-    one (after its graceful shutdown)."""
-    return isinstance(err, KeyboardInterrupt) or (
-        isinstance(err, SystemExit) and isinstance(err.__context__, KeyboardInterrupt)
-    )
+    def __reduce__(self):  # a launcher's worker process sends it back to the sweep pickled
+        return type(self), (self.code, self.line)
 
 
 def exit_code(err: BaseException) -> int:
-    """The exit code for a job that ended with ``err``."""
-    if is_interrupt(err):
-        return EXIT_INTERRUPTED
+    """The exit code for a job that ended with ``err``: 128 + the signal for an interruption
+    (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), as a shell reports a process the signal ended."""
+    stop = interrupt_of(err)
+    if stop is not None:
+        return 128 + stop.signum if isinstance(stop, Stopped) else EXIT_INTERRUPTED
     return EXIT_CONFIG if isinstance(err, ConfigError) else EXIT_FAILED
 
 
@@ -238,11 +236,69 @@ def describe_hydra_error(err: BaseException) -> str:
     if isinstance(err, ConfigCompositionException) and "not in struct" in str(err.__cause__):
         key = re.search(r"override '([^']+)'", str(err))
         key = key.group(1) if key else "?"
+        options = options_defining(key)
+        if options:
+            return (
+                f"{key} is a key of {' or '.join(options)}, not of this config; add "
+                f"{options[0]} to the command line"
+            )
         return (
             f"{key} is not a config key; check its spelling (--cfg job lists the keys), "
             f"or add a new key with +{key}=..."
         )
+    if isinstance(err, ConfigCompositionException):
+        described = _composition_error(err)
+        if described:
+            return described
     return one_line(err)
+
+
+def _composition_error(err: BaseException) -> str | None:
+    """One line for a value of the wrong type, or a sweep over Hydra's own settings."""
+    from omegaconf.errors import ValidationError
+
+    cause = err.__cause__
+    override = re.search(r"override (\S+)", str(err))
+    if isinstance(cause, ValidationError) and cause.full_key:
+        given = override.group(1) if override else cause.full_key
+        shown = "--cfg hydra" if cause.full_key.startswith("hydra.") else "--cfg job"
+        return (
+            f"{given} is not valid: {cause.msg.splitlines()[0]}; give {cause.full_key} a value "
+            f"of that type (python -m cnn_ablations.train {shown} shows its value)"
+        )
+    sweep = re.search(r"Sweeping over Hydra's configuration is not supported : '(.+)'", str(err))
+    if sweep:
+        spec = sweep.group(1)
+        key = override_key(spec)
+        param = key.removeprefix("hydra.sweeper.params.")
+        if param != key:
+            return (
+                f"{spec}: the command line sweeps a key itself; write {param}="
+                f"{override_value(spec)} (with -m) instead"
+            )
+        return f"{spec}: Hydra's own settings (hydra.*) take one value; sweep a key of the config"
+    return None
+
+
+def options_defining(key: str) -> list[str]:
+    """The config-group options of conf/ that define ``key`` (``group=option``): where a key
+    that this config lacks comes from (``callbacks.early_stopping.patience``: budget=converged)."""
+    from omegaconf import OmegaConf
+
+    from cnn_ablations import CONF_DIR
+
+    options, presets, absent = [], [], object()  # a group's own options first, then presets
+    for path in sorted(CONF_DIR.glob("*/*.yaml")):
+        group, text = path.parent.name, path.read_text()
+        preset = "@package _global_" in text
+        inner = key if preset else key.removeprefix(f"{group}.")
+        if inner == key and not preset:
+            continue  # the key is not under this group's package
+        node = OmegaConf.create(text) if text.strip() else OmegaConf.create()
+        value = OmegaConf.select(node, inner, default=absent, throw_on_resolution_failure=False)
+        if value is not absent:
+            (presets if preset else options).append(f"{group}={path.stem}")
+    return options + presets
 
 
 def disk_full(err: BaseException, directory: Path) -> str | None:

@@ -10,8 +10,10 @@ error with the one line for stderr, which the console entry prints.
 
 import functools
 import logging
+import multiprocessing
 import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,23 +23,40 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from cnn_ablations.errors import (
-    ConfigError,
-    JobFailed,
-    RunEnded,
-    disk_full,
-    exit_code,
-    is_interrupt,
-    one_line,
-)
+from cnn_ablations.errors import ConfigError, JobFailed, RunEnded, disk_full, exit_code, one_line
 from cnn_ablations.overrides import SEED, differing, override_key, task_overrides
-from cnn_ablations.progress import sweep_progress
-from cnn_ablations.record import Metrics, RunRecord
+from cnn_ablations.progress import duration_text, parallel_jobs, sweep_progress
+from cnn_ablations.record import Metrics, RunRecord, UnreadableRecord
+from cnn_ablations.signals import (
+    ignore_stop_signals,
+    interrupt_name,
+    is_interrupt,
+    stop_on_signals,
+)
 from cnn_ablations.sweepdir import swept_overrides
 from cnn_ablations.tracking import finish_wandb
 
 log = logging.getLogger(__name__)
 LIBRARY_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
+CONSOLE = {"console": True}  # the ``extra`` of a log line that a sweep's console shows
+
+
+class SweepConsole(logging.Filter):
+    """A sweep's console shows each job's start and end lines (logged with ``extra=CONSOLE``),
+    this project's warnings and anyone's errors; the job's train.log keeps every line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name.startswith("cnn_ablations") and record.levelno >= logging.WARNING
+        return getattr(record, "console", False) or ours or record.levelno >= logging.ERROR
+
+
+def console_handlers() -> list[logging.Handler]:
+    """The root logger's handlers that write to a stream other than a file (Hydra's console)."""
+    return [
+        h
+        for h in logging.getLogger().handlers
+        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    ]
 
 
 @dataclass
@@ -54,6 +73,13 @@ class Identity:
     job_type: str  # W&B job type
     tags: list[str]
     progress: str  # its place in its sweep: "job 4/27 · variant=tanh,seed=0 · ETA 2m10s"
+    parallel_jobs: int  # jobs its sweep runs at once (1 outside a multirun)
+
+    @property
+    def shares_console(self) -> bool:
+        """Its console is a sweep's, shared with other jobs or not a terminal: it gets one line
+        at the job's start and one at its end, no progress bar or model summary."""
+        return self.multirun and (self.parallel_jobs > 1 or not sys.stdout.isatty())
 
 
 def job_identity(cfg: DictConfig) -> Identity:
@@ -78,6 +104,7 @@ def job_identity(cfg: DictConfig) -> Identity:
         job_type=variant or condition or "train",
         tags=overrides,
         progress=sweep_progress(hydra_cfg, job_dir) if multirun else "",
+        parallel_jobs=parallel_jobs(hydra_cfg) if multirun else 1,
     )
 
 
@@ -114,7 +141,11 @@ class Attempt:
         Refuses to resume a run whose overrides differ from this one's, naming them."""
         if not self.cfg.resume:
             return None
-        previous = RunRecord.load(self.output_dir)
+        try:
+            previous = RunRecord.load(self.output_dir)
+        except UnreadableRecord as err:
+            log.warning("resume: %s; running the job again", err)
+            return None
         if previous is None:
             return None
         changed = differing(self.identity.overrides, previous.overrides)
@@ -148,6 +179,18 @@ class Attempt:
         self.record.save(self.output_dir)
         self.written = True
 
+    def result_line(self) -> str:
+        """``variant=tanh,seed=0: ok · test/acc 90.12% · 8 epochs · 1m15s``: a job's end."""
+        metrics, name = self.record.metrics or Metrics(), self.output_dir.name
+        parts = [f"{name}: ok"]
+        if metrics.test_acc is not None:
+            parts.append(f"test/acc {100 * metrics.test_acc:.2f}%")
+        if metrics.epochs is not None:
+            parts.append(f"{metrics.epochs} epochs")
+        if self.record.duration is not None:
+            parts.append(duration_text(self.record.duration))
+        return " · ".join(parts)
+
     def fail(self, status: str, error: str) -> None:
         """Record a failure; a full disk may refuse even that (the last record then stands)."""
         try:
@@ -159,14 +202,16 @@ class Attempt:
         """Record how ``err`` ended the job and return the line for stderr (None: re-raise
         ``err`` as it is, a ``SystemExit`` that is not Ctrl-C)."""
         if is_interrupt(err):
-            # Lightning turns Ctrl-C into SystemExit after a graceful shutdown: the CSV and
-            # checkpoints/last.ckpt of the last finished epoch are on disk
-            self.fail("interrupted", f"interrupted ({type(err).__name__})")
+            # Lightning turns Ctrl-C (and SIGTERM, SIGHUP: errors.Stopped) into SystemExit
+            # after a graceful shutdown: the CSV and checkpoints/last.ckpt of the last finished
+            # epoch are on disk
+            how = f"interrupted by {interrupt_name(err)}"
+            self.fail("interrupted", how)
             if self.identity.multirun:
                 sweep_dir = HydraConfig.get().sweep.dir
-                return f"interrupted; rerun the sweep command with resume={sweep_dir}"
+                return f"{how}; rerun the sweep command with resume={sweep_dir}"
             command = " ".join(["python -m cnn_ablations.train", *self.identity.overrides])
-            return f"interrupted; continue with: {command} resume={self.output_dir}"
+            return f"{how}; continue with: {command} resume={self.output_dir}"
         if not isinstance(err, Exception):
             self.fail("failed", one_line(err))
             return None
@@ -206,10 +251,14 @@ def task_wrapper(task: Callable[[DictConfig, Attempt], Metrics]) -> Callable:
 
     @functools.wraps(task)
     def job(cfg: DictConfig) -> float | None:
+        stop_on_signals()  # in a launcher's worker process too
         route_library_logs()
         attempt = Attempt(cfg)
+        quiet = SweepConsole() if attempt.identity.shares_console else None
+        for handler in console_handlers() if quiet else []:
+            handler.addFilter(quiet)
         if attempt.identity.progress:
-            log.info("%s", attempt.identity.progress)  # in the console and train.log alike
+            log.info("%s", attempt.identity.progress, extra=CONSOLE)  # and in train.log
         code = 0  # the job's, also in a multirun: W&B marks a run with a non-zero one failed
         try:
             previous = attempt.finished_before()
@@ -217,6 +266,8 @@ def task_wrapper(task: Callable[[DictConfig, Attempt], Metrics]) -> Callable:
                 return previous.test_acc
             metrics = task(cfg, attempt)
             attempt.write("ok", metrics=metrics)
+            if attempt.identity.multirun:
+                log.info("%s", attempt.result_line(), extra=CONSOLE)
             return metrics.test_acc
         except BaseException as err:
             code = exit_code(err)
@@ -228,5 +279,9 @@ def task_wrapper(task: Callable[[DictConfig, Attempt], Metrics]) -> Callable:
             raise RunEnded(code, line) from err
         finally:
             finish_wandb(code)
+            for handler in console_handlers() if quiet else []:
+                handler.removeFilter(quiet)
+            if multiprocessing.parent_process() is not None:  # a launcher's worker, now idle
+                ignore_stop_signals()
 
     return job

@@ -52,6 +52,27 @@ def sweep_levels(specs: list[str]) -> dict[str, list[str]]:
     return levels
 
 
+def repeated_level(specs: list[str]) -> tuple[str, str] | None:
+    """The first (key, value) that a sweep override among ``specs`` lists twice, as Hydra reads
+    values (``0,0``; ``1e-3,0.001``), or None. Two such jobs would share one dir: the second
+    would overwrite the first's record and checkpoints. The first spec of a key wins, as in
+    :func:`sweep_levels`."""
+    keys: set[str] = set()
+    for override in OverridesParser.create().parse_overrides(specs):
+        first = override.key_or_group not in keys
+        keys.add(override.key_or_group)
+        if not (first and override.is_sweep_override() and override.is_discrete_sweep()):
+            continue
+        seen: list = []
+        for text, value in zip(
+            override.sweep_string_iterator(), override.sweep_iterator(), strict=True
+        ):
+            if any(value == other and type(value) is type(other) for other in seen):
+                return override.key_or_group, text
+            seen.append(value)
+    return None
+
+
 def with_saved(given: list[str], saved: list[str]) -> list[str]:
     """``given`` with each ``saved`` override whose key it does not set put in front: what
     ``resume=<dir>`` alone runs (the dir's own overrides)."""

@@ -12,13 +12,18 @@ from pytorch_lightning.callbacks import RichProgressBar
 from cnn_ablations.sweepdir import load_sweep
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
     """``45s``, ``2m10s``, ``1h05m``."""
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return (
         f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
     )
+
+
+def parallel_jobs(hydra_cfg: DictConfig) -> int:
+    """How many jobs its launcher runs at once (joblib's ``n_jobs``; 1 for the others)."""
+    return int(hydra_cfg.launcher.get("n_jobs") or 1)
 
 
 def sweep_progress(hydra_cfg: DictConfig, job_name: str) -> str:
@@ -37,9 +42,9 @@ def sweep_progress(hydra_cfg: DictConfig, job_name: str) -> str:
     if failed:
         parts.append(f"{failed} failed")
     if finished:
-        parallel = int(hydra_cfg.launcher.get("n_jobs") or 1)
         left = max(total - len(finished), 1)
-        parts.append(f"ETA {_duration(statistics.median(finished) * left / parallel)}")
+        parallel = parallel_jobs(hydra_cfg)
+        parts.append(f"ETA {duration_text(statistics.median(finished) * left / parallel)}")
     return " · ".join(parts)
 
 

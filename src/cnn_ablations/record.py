@@ -33,6 +33,10 @@ PACKAGES = (
 Status = Literal["running", "ok", "failed", "interrupted"]
 
 
+class UnreadableRecord(ConfigError):
+    """A ``results.json`` that exists but cannot be read as a record."""
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
@@ -87,6 +91,18 @@ class LrSelection(_Model):
     epochs: int
 
 
+class Compute(_Model):
+    """How the job's numbers were computed, for its speed and for comparing records."""
+
+    precision: str  # trainer.precision as Lightning ran it, e.g. "32-true", "bf16-mixed"
+    channels_last: bool
+    threads: int  # torch threads of this job
+    parallel_jobs: int  # jobs of its sweep run at once (the launcher's n_jobs; 1 alone)
+    device: str  # "cpu" or the GPU's name
+    cpu: str | None  # the CPU model (/proc/cpuinfo)
+    native_bf16: bool  # the CPU computes bf16 natively (AMX or AVX-512 bf16)
+
+
 class GitState(_Model):
     commit: str | None
     dirty: bool | None
@@ -108,6 +124,7 @@ class RunRecord(_Model):
     output_dir: str | None = None
     started_at: float | None = None
     lr_selection: LrSelection | None = None
+    compute: Compute | None = None
     config: dict | None = None  # the resolved config
     wandb: WandbRun | None = None
     metrics_csv: str | None = None  # relative to the job dir
@@ -119,12 +136,24 @@ class RunRecord(_Model):
 
     @classmethod
     def load(cls, job_dir: str | Path) -> "RunRecord | None":
-        """The job's record; None if it has none (never started) or the file is not JSON."""
+        """The job's record; None if it has none (never started). A file that is not a JSON
+        record (truncated, emptied, edited) raises :class:`UnreadableRecord`."""
         path = Path(job_dir) / RESULTS_FILE
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
+            text = path.read_text()
+        except FileNotFoundError:
             return None
+        except OSError as err:
+            raise UnreadableRecord(f"{path} cannot be read ({err.strerror})") from None
+        try:
+            data = json.loads(text)
+        except ValueError as err:
+            raise UnreadableRecord(
+                f"{path} is not readable JSON ({err}; truncated or edited?); rerun the job "
+                "with resume=true to record it again"
+            ) from None
+        if not isinstance(data, dict):
+            raise UnreadableRecord(f"{path} holds no record (a JSON {type(data).__name__})")
         version = data.get("version", 1)
         if not isinstance(version, int) or version > RECORD_VERSION:
             raise ConfigError(
@@ -136,7 +165,7 @@ class RunRecord(_Model):
         except ValidationError as err:
             problem = err.errors()[0]
             where = ".".join(str(part) for part in problem["loc"])
-            raise ConfigError(
+            raise UnreadableRecord(
                 f"{path} does not fit the record schema: {where}: {problem['msg']}"
             ) from None
 

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from cnn_ablations import CONF_DIR, CONFIG_NAME, resolvers
 from cnn_ablations.errors import EXIT_CONFIG, EXIT_FAILED, ConfigError, RunEnded, check_wandb_name
+from cnn_ablations.overrides import repeated_level
 from cnn_ablations.sweepdir import load_sweep
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,23 @@ class DataCheck(Callback):
             load_dataset(config.data.dataset, config.data.root)
         except ConfigError as err:
             raise RunEnded(EXIT_CONFIG, f"error: {err}") from err
+
+
+class GridCheck(Callback):
+    """A grid that lists one value twice (``seed=0,0``, ``optimizer.lr=1e-3,0.001``) stops
+    before any job, with one line and exit 2: its two jobs would write into one dir."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        specs = [str(o) for o in config.hydra.overrides.task]
+        specs += [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+        repeated = repeated_level(specs)
+        if repeated is not None:
+            key, value = repeated
+            raise RunEnded(
+                EXIT_CONFIG,
+                f"error: {key} lists {value} twice (to Hydra, 1e-3 and 0.001 are one value); its "
+                "two jobs would write into one dir: list each value once",
+            )
 
 
 class WandbNameCheck(Callback):
@@ -88,13 +106,24 @@ class SweepSummary(Callback):
             ],
         }
         (sweep.path / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-        if sweep.ok:
+        for job in sweep.failed:
+            log.error("FAILED %s: %s", job.name, job.error)
+        if sweep.failed:
+            log.error(
+                "%d of %d jobs failed; see %s",
+                len(sweep.failed),
+                len(sweep.jobs),
+                sweep.path / SUMMARY_FILE,
+            )
+        else:
+            log.info("all %d jobs ok: %s", len(sweep.jobs), sweep.path)
+        if sweep.ok:  # the console ends with the answer: its headline, effects and report.md
             # imported here: every run instantiates these callbacks, and pandas, scipy and
             # matplotlib would add ~1 s to each
-            from cnn_ablations.report import build_report
+            from cnn_ablations.report.document import build_report, report_console
 
             try:
-                build_report(sweep)
+                build_report(sweep, report_console(), brief=True)
             except Exception as err:  # the sweep's results are on disk whatever the report does
                 log.error(
                     "report failed (%s: %s); run `make report ARGS=%s` after fixing it",
@@ -103,13 +132,4 @@ class SweepSummary(Callback):
                     sweep.path,
                 )
         if sweep.failed:
-            for job in sweep.failed:
-                log.error("FAILED %s: %s", job.name, job.error)
-            log.error(
-                "%d of %d jobs failed; see %s",
-                len(sweep.failed),
-                len(sweep.jobs),
-                sweep.path / SUMMARY_FILE,
-            )
             raise RunEnded(EXIT_FAILED, None)
-        log.info("all %d jobs ok: %s", len(sweep.jobs), sweep.path)

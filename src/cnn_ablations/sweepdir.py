@@ -25,7 +25,7 @@ from cnn_ablations.overrides import (
     task_overrides,
     value_of,
 )
-from cnn_ablations.record import RESULTS_FILE, Metrics, RunRecord, WandbRun
+from cnn_ablations.record import RESULTS_FILE, Metrics, RunRecord, UnreadableRecord, WandbRun
 
 MULTIRUN_FILE = "multirun.yaml"
 PLAN_FILE = "seeds_plan.json"  # hydra/sweeper=adaptive_seeds's plan (cnn_ablations.report.seeds)
@@ -39,10 +39,23 @@ def save_multirun(config: DictConfig, sweep_dir: Path) -> None:
     OmegaConf.save(config, sweep_dir / MULTIRUN_FILE)
 
 
+def _unreadable(path: Path, err: Exception, written_by: str) -> ConfigError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return ConfigError(
+        f"{path} cannot be read ({first}); it is written by {written_by}: restore it, or "
+        "move it away and rerun the sweep command with resume=<sweep dir>"
+    )
+
+
 def _sweep_hydra_config(sweep_dir: Path) -> DictConfig | None:
     """The ``hydra`` node of a sweep's ``multirun.yaml``, or None if there is no file."""
     path = Path(sweep_dir) / MULTIRUN_FILE
-    return OmegaConf.load(path).hydra if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return OmegaConf.load(path).hydra
+    except Exception as err:  # yaml's, OmegaConf's or the disk's: all mean unreadable
+        raise _unreadable(path, err, "Hydra when the sweep starts") from None
 
 
 def _levels(hydra_cfg: DictConfig) -> dict[str, list[str]]:
@@ -76,7 +89,15 @@ def swept_overrides(hydra_cfg: DictConfig) -> list[str]:
 def read_plan(sweep_dir: Path) -> dict | None:
     """A sweep's ``seeds_plan.json``, or None for a sweep with a fixed list of seeds."""
     path = Path(sweep_dir) / PLAN_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        plan = json.loads(path.read_text())
+        if not (isinstance(plan, dict) and {"halfwidth", "stage2_jobs"} <= plan.keys()):
+            raise ValueError("not a seeds plan")
+    except (OSError, ValueError) as err:
+        raise _unreadable(path, err, "hydra/sweeper=adaptive_seeds after stage 1") from None
+    return plan
 
 
 def saved_overrides(run_dir: Path) -> list[str] | None:
@@ -94,6 +115,7 @@ class Job:
     path: Path
     record: RunRecord | None
     overrides: list[str]
+    unreadable: str | None = None  # why its results.json could not be read, if it could not
 
     @property
     def name(self) -> str:
@@ -109,6 +131,8 @@ class Job:
 
     @property
     def error(self) -> str | None:
+        if self.unreadable:
+            return self.unreadable
         if self.record is None:
             return "no results.json (the job crashed or was killed before it started)"
         if self.status == "running":
@@ -194,11 +218,15 @@ class Sweep:
 
 
 def _job(path: Path) -> Job:
-    record = RunRecord.load(path)
+    """A job dir; a record that cannot be read makes it a failed job that says why."""
+    try:
+        record, unreadable = RunRecord.load(path), None
+    except UnreadableRecord as err:
+        record, unreadable = None, str(err)
     overrides = record.overrides if record and "overrides" in record.model_fields_set else None
     if overrides is None:
         overrides = saved_overrides(path)
-    return Job(path, record, factors_only(overrides or []))
+    return Job(path, record, factors_only(overrides or []), unreadable)
 
 
 def load_sweep(sweep_dir: Path | str, started: bool = False) -> Sweep:

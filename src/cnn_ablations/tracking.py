@@ -111,6 +111,8 @@ def attach_wandb(trainer, node: DictConfig | None, identity) -> WandbRun | None:
         return None
     labels = {k: node.get(k) or getattr(identity, k) for k in ("name", "group", "job_type", "tags")}
     labels["tags"] = [str(tag)[:MAX_TAG_LENGTH] for tag in labels["tags"]]
+    if identity.multirun:  # W&B's banner and summary per job would bury a sweep's console
+        labels["settings"] = {"silent": True}
     wandb_logger, error = _start_wandb(node, mode, labels)
     if wandb_logger is None and mode == "online":
         mode = "offline"

@@ -3,7 +3,8 @@
 A job is one pass: compose (Hydra) -> validate -> build -> fit -> test -> ``results.json``,
 inside :func:`cnn_ablations.job.task_wrapper`, which records the outcome. :func:`main` turns
 outcomes into one stderr line and an exit code: 0 ok, 1 failed, 2 a bad setting or input file,
-130 interrupted. A multirun goes on past failed jobs and exits 1 at the end if any failed.
+and for an interruption 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP). A multirun goes
+on past failed jobs and exits 1 at the end if any failed.
 """
 
 import argparse
@@ -22,16 +23,26 @@ import hydra
 import rich
 import rich.syntax
 import rich.tree
+import torch
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from cnn_ablations import CONF_DIR, CONFIG_NAME, resolvers
 from cnn_ablations.build import Parts, build
-from cnn_ablations.errors import EXIT_CONFIG, RunEnded, describe_hydra_error, rejected_settings
+from cnn_ablations.errors import (
+    EXIT_CONFIG,
+    RunEnded,
+    describe_hydra_error,
+    exit_code,
+    rejected_settings,
+)
 from cnn_ablations.job import Attempt, task_wrapper
 from cnn_ablations.lr_select import select_lr
 from cnn_ablations.overrides import RESUME, override_key, value_of, with_saved
-from cnn_ablations.record import LrSelection, Metrics
+from cnn_ablations.progress import parallel_jobs
+from cnn_ablations.record import Compute, LrSelection, Metrics
+from cnn_ablations.signals import interrupt_name, stop_on_signals
 from cnn_ablations.sweepdir import saved_overrides
 from cnn_ablations.validate import validate_config
 
@@ -52,8 +63,9 @@ def print_config_tree(cfg: DictConfig) -> None:
     rich.print(tree)
 
 
-def fit_and_test(cfg: DictConfig, parts: Parts, overrides: list[str]) -> dict:
-    """Fit (unless ``train=false``), test the best checkpoint, and return the final metrics."""
+def fit_and_test(cfg: DictConfig, parts: Parts, overrides: list[str], verbose: bool = True) -> dict:
+    """Fit (unless ``train=false``), test the best checkpoint, and return the final metrics
+    (``verbose``: Lightning prints the test metrics' table)."""
     trainer, model, data = parts.trainer, parts.model, parts.datamodule
     metrics: dict = {"params": model.num_params}
     # Lightning checks some trainer settings only when fitting starts; a ValueError there is a
@@ -71,7 +83,7 @@ def fit_and_test(cfg: DictConfig, parts: Parts, overrides: list[str]) -> dict:
             # the best checkpoint by val/acc; without one (fast_dev_run, checkpointing off) the
             # weights the fit ended with; with train=false the checkpoint given
             tested = (best or None) if cfg.train else parts.ckpt_path
-            trainer.test(model, datamodule=data, ckpt_path=tested)
+            trainer.test(model, datamodule=data, ckpt_path=tested, verbose=verbose)
             metrics.update(_scalars(trainer.callback_metrics, prefix="test/"))
             metrics["tested_checkpoint"] = tested or "final weights"
     return metrics
@@ -105,6 +117,20 @@ def fit_facts(trainer) -> dict:
     }
 
 
+def compute_facts(cfg: DictConfig, trainer, multirun: bool) -> Compute:
+    """How this job computes: precision, memory format, threads, parallel jobs, the hardware."""
+    device = trainer.strategy.root_device
+    return Compute(
+        precision=str(trainer.precision),
+        channels_last=bool(cfg.get("channels_last")),
+        threads=torch.get_num_threads(),
+        parallel_jobs=parallel_jobs(HydraConfig.get()) if multirun else 1,
+        device=torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+        cpu=resolvers.cpu_model(),
+        native_bf16=resolvers.native_bf16(),
+    )
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=CONFIG_NAME)
 @task_wrapper
 def run(cfg: DictConfig, attempt: Attempt) -> Metrics:
@@ -117,11 +143,17 @@ def run(cfg: DictConfig, attempt: Attempt) -> Metrics:
         attempt.record.lr_selection = LrSelection.model_validate(choice)
         cfg.optimizer.lr = attempt.record.lr_selection.lr
     attempt.settle_seed()
-    print_config_tree(cfg)
+    if attempt.identity.shares_console:  # a sweep's console: the job's own log keeps it
+        log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
+    else:
+        print_config_tree(cfg)
     parts = build(cfg, attempt.identity, attempt.output_dir)
     attempt.record.wandb, attempt.record.metrics_csv = parts.wandb, parts.metrics_csv
+    attempt.record.compute = compute_facts(cfg, parts.trainer, attempt.identity.multirun)
     attempt.write("running")
-    metrics = Metrics.model_validate(fit_and_test(cfg, parts, attempt.identity.overrides))
+    identity = attempt.identity
+    facts = fit_and_test(cfg, parts, identity.overrides, verbose=not identity.shares_console)
+    metrics = Metrics.model_validate(facts)
     log.info(
         "done: test/acc=%.4f val/acc_best=%.4f epochs=%s in %s",
         metrics.test_acc if metrics.test_acc is not None else float("nan"),
@@ -176,6 +208,7 @@ def main() -> None:
     unknown option or key, a run dir that cannot be made), one line and exit 2.
     ``HYDRA_FULL_ERROR=1`` gives the traceback of a failure instead of its line."""
     resolvers.register()
+    stop_on_signals()
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     try:
         with hydra_raising(command_line(sys.argv[1:])):
@@ -183,6 +216,9 @@ def main() -> None:
         return
     except RunEnded as ended:
         outcome = ended
+    except KeyboardInterrupt as stop:  # outside a job: a sweep's process waiting on its launcher
+        print(f"interrupted by {interrupt_name(stop)}; {continuation()}", file=sys.stderr)
+        sys.exit(exit_code(stop))
     except Exception as err:
         if wants_traceback:
             raise
@@ -194,6 +230,13 @@ def main() -> None:
     if outcome.line:
         print(outcome.line, file=sys.stderr)
     sys.exit(outcome.code)
+
+
+def continuation() -> str:
+    """How to continue an interrupted sweep: its command with ``resume=<its dir>``."""
+    if HydraConfig.initialized():
+        return f"rerun the sweep command with resume={HydraConfig.get().sweep.dir}"
+    return "rerun the same command with resume=true"
 
 
 def exit_fast(code: int | str | None) -> NoReturn:

@@ -4,10 +4,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from rich.console import Console
-
 from cnn_ablations.errors import EXIT_CONFIG, ConfigError
-from cnn_ablations.report.document import build_report
+from cnn_ablations.report.document import build_report, report_console
 from cnn_ablations.sweepdir import default_output_root, latest_sweep
 
 
@@ -28,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        build_report(args.sweep_dir or latest_sweep(), Console())
+        build_report(args.sweep_dir or latest_sweep(), report_console())
     except ConfigError as err:
         print(f"report: error: {err}", file=sys.stderr)
         return EXIT_CONFIG

@@ -7,6 +7,7 @@ from rich.markup import escape
 
 from cnn_ablations.budget import CONVERGED
 from cnn_ablations.report.figures import write_figures
+from cnn_ablations.report.runs import runs_frame
 from cnn_ablations.report.seeds import EQUIVALENT
 from cnn_ablations.report.stats import BASELINE, Analysis, analyse, design
 from cnn_ablations.report.tables import (
@@ -18,6 +19,8 @@ from cnn_ablations.report.tables import (
 from cnn_ablations.sweepdir import Sweep, load_sweep, read_plan
 
 REPORT_DIR = "report"
+RUNS_FILE = "runs.csv"  # one row per job: what every effect is recomputed from
+UNBOUNDED_WIDTH = 10_000  # columns of a console that is no terminal: tables are never cut
 
 
 def _display_path(path: Path) -> str:
@@ -79,6 +82,25 @@ def training_columns(analysis: Analysis) -> str:
     )
 
 
+def compute_line(sweep: Sweep) -> str | None:
+    """How the jobs' numbers were computed (results.json's ``compute``), e.g. ``precision
+    32-true, channels-last, 1 thread per job, 2 jobs at once, cpu AMD EPYC``; a fact that
+    differs between jobs lists its values."""
+    records = [job.record.compute for job in sweep.ok if job.record and job.record.compute]
+    if not records:
+        return None
+
+    def values(name: str) -> str:
+        return "/".join(str(v) for v in sorted({str(getattr(r, name)) for r in records}))
+
+    memory = {"True": "channels-last", "False": "contiguous"}
+    layout = "/".join(memory[v] for v in values("channels_last").split("/"))
+    return (
+        f"precision {values('precision')}, {layout}, {values('threads')} thread(s) per job, "
+        f"{values('parallel_jobs')} job(s) at once, on {values('device')} ({values('cpu')})"
+    )
+
+
 def still_improving(analysis: Analysis) -> list[str]:
     """The jobs that hit the epoch cap while still improving (converged studies)."""
     jobs = analysis.jobs
@@ -98,11 +120,16 @@ def render_markdown(analysis: Analysis, figures: list[str]) -> str:
         f"- Sweep dir: `{_display_path(sweep.path)}`",
         f"- W&B group: {', '.join(f'`{g}`' for g in sweep.groups) or 'unknown'}",
         f"- Jobs: {len(sweep.ok)} ok, {len(sweep.failed)} failed "
-        "(failed jobs are in no table or figure)",
+        f"(failed jobs are in no table or figure); one row per job: [{RUNS_FILE}]({RUNS_FILE})",
     ]
+    computed = compute_line(sweep)
+    if computed:
+        lines.append(f"- Computed with: {computed}")
     if analysis.shared:
         shared = ", ".join(f"`{o}`" for o in analysis.shared)
         lines.append(f"- Overrides shared by all jobs (left out of condition labels): {shared}")
+    for line in analysis.unpaired:
+        lines.append(f"- **Unpaired seeds:** {line}")
     capped = still_improving(analysis)
     if capped:
         names = ", ".join(f"`{name}`" for name in capped)
@@ -199,31 +226,44 @@ def write_report(analysis: Analysis) -> Path:
     if not analysis.interactions.empty:
         interactions_table(analysis).to_csv(out / "interactions.csv")
     (out / "summary.md").write_text(summary.to_markdown() + "\n")
+    runs_frame(analysis.sweep).to_csv(out / RUNS_FILE, index=False)
     figures = write_figures(analysis, out)
     (out / "report.md").write_text(render_markdown(analysis, figures))
     return out
 
 
-def print_report(analysis: Analysis, console: Console) -> None:
-    """The summary, effects, claims and interactions tables, the answer, the failed jobs."""
+def report_console() -> Console:
+    """Rich's console on stdout; where stdout is no terminal (a file, a pipe, a cluster job's
+    log) rich would cut every table at 80 columns, so there it has no width limit."""
+    console = Console()
+    return console if console.is_terminal else Console(width=UNBOUNDED_WIDTH)
+
+
+def print_report(analysis: Analysis, console: Console, brief: bool = False) -> None:
+    """The summary, effects, claims and interactions tables (``brief``: the effects table
+    alone, as a sweep ends), the answer, the failed jobs."""
     console.print(f"[bold]{escape(question(analysis))}[/bold]")
-    tables = [summary_table, effects_table, claims_table, interactions_table]
-    for table in (make(analysis) for make in tables):
+    tables = [effects_table] if brief else [summary_table, effects_table, claims_table]
+    for table in (make(analysis) for make in tables + ([] if brief else [interactions_table])):
         if not table.data.empty:
             console.print(table.to_rich(console.width))
     console.print(f"[bold]{escape(answer(analysis))}[/bold]")
+    for line in analysis.unpaired:
+        console.print(f"[yellow]unpaired seeds[/yellow] {escape(line)}")
     for name in still_improving(analysis):
         console.print(f"[yellow]at the cap, still improving[/yellow] {escape(name)}")
     for job in analysis.sweep.failed:
         console.print(f"[red]failed[/red] {escape(job.name)}: {escape(str(job.error))}")
 
 
-def build_report(sweep: Sweep | Path | str, console: Console | None = None) -> Path:
-    """Analyse a sweep (or sweep dir), write its report dir and return it; print the tables to
-    ``console`` if one is given."""
+def build_report(
+    sweep: Sweep | Path | str, console: Console | None = None, brief: bool = False
+) -> Path:
+    """Analyse a sweep (or sweep dir), write its report dir and return it; print the tables
+    (``brief``: the answer and the effects table) to ``console`` if one is given."""
     analysis = analyse(sweep if isinstance(sweep, Sweep) else load_sweep(sweep))
     out = write_report(analysis)
     if console is not None:
-        print_report(analysis, console)
-        console.print(f"Report: {_display_path(out / 'report.md')}")
+        print_report(analysis, console, brief)
+        console.print(f"Report: {_display_path(out / 'report.md')}", soft_wrap=True)
     return out

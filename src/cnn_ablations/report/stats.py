@@ -20,11 +20,11 @@ from cnn_ablations.budget import CONVERGED, Budget, budget_of
 from cnn_ablations.overrides import SEED
 from cnn_ablations.report.claims import measured_claims
 from cnn_ablations.report.interactions import interactions
+from cnn_ablations.report.runs import UNSET
 from cnn_ablations.report.seeds import verdicts
 from cnn_ablations.sweepdir import Sweep, read_plan
 
 BASELINE = "baseline"
-UNSET = "(default)"  # the level of a factor in a job that does not override it
 METRICS = ["test/acc", "val/acc_best", "train/loss", "epochs", "params", "sec_per_epoch"]
 CURVE_METRICS = ["val/acc", "train/loss"]
 # per job, from its curve (percent): val/acc at epoch 1 and at the last epoch; the best val/acc at
@@ -48,6 +48,7 @@ class Analysis:
     effects: pd.DataFrame
     claims: pd.DataFrame  # the literature's claims the effects bear on, with verdicts
     interactions: pd.DataFrame
+    unpaired: list[str]  # one line per level whose seeds have no reference job to pair with
 
 
 def study_budget(sweep: Sweep) -> Budget | None:
@@ -287,6 +288,29 @@ def effects(jobs: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def unpaired_seeds(jobs: pd.DataFrame, levels: dict[str, list[str]]) -> list[str]:
+    """One line per level with seeds that no job of its reference level ran: those jobs pair
+    with nothing, so they are in no effect (the reference's extra seeds are not listed: a
+    planned-seeds sweep runs the reference at the union of its effects' seeds)."""
+    lines = []
+    for factor, ordered in levels.items():
+        reference = ordered[0]
+        test_acc = per_seed(jobs, factor, ordered, "test/acc")
+        paired_with = set(test_acc.index[test_acc[reference].notna()])
+        for level in ordered[1:]:
+            ran = set(test_acc.index[test_acc[level].notna()])
+            alone = sorted(ran - paired_with)
+            if alone:
+                lines.append(
+                    f"{factor}={level}: seeds {', '.join(map(str, alone))} have no "
+                    f"{factor}={reference} job of the same seed (it ran seeds "
+                    f"{', '.join(map(str, sorted(paired_with))) or 'none'}), so they pair with "
+                    f"nothing and its effect uses n = {len(ran & paired_with)}; run "
+                    f"{factor}={reference} at those seeds"
+                )
+    return lines
+
+
 def design(levels: dict[str, list[str]]) -> str:
     """One sentence naming the comparison the effects table makes."""
     if len(levels) == 1 and next(iter(levels.values()))[0] == BASELINE:
@@ -314,4 +338,5 @@ def analyse(sweep: Sweep) -> Analysis:
         effects=main_effects,
         claims=measured_claims(sweep, jobs, main_effects, budget),
         interactions=interactions(jobs, levels),
+        unpaired=unpaired_seeds(jobs, levels),
     )

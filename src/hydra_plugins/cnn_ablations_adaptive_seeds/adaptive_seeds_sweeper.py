@@ -118,13 +118,20 @@ class AdaptiveSeedsSweeper(Sweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         grid = [f"{k}={v}" for k, v in self.params.items()]
         overrides = parser.parse_overrides([*grid, *arguments])
-        swept = [o.get_key_element() for o in overrides if o.is_sweep_override()]
-        if SEED not in swept:
+        last = {o.get_key_element(): o for o in overrides}  # a later override of a key wins
+        seed_list = last.get(SEED)
+        if seed_list is None or not seed_list.is_sweep_override():
+            given = "the grid lists no seeds"
+            if seed_list is not None:
+                given = (
+                    f"seed={seed_list.get_value_element_as_str()} is one seed, and the "
+                    "stage-1 jobs of each condition would share one dir"
+                )
             raise _error(
-                "the grid lists no seeds; add a seed list (seed=0,1,2,3) to hydra.sweeper.params "
-                "or the command line: it starts the seed pool"
+                f"{given}; give a seed list (seed=0,1,2,3) in hydra.sweeper.params or on the "
+                "command line: it starts the seed pool"
             )
-        keys = [k for k in dict.fromkeys(swept) if k != SEED]
+        keys = [k for k, o in last.items() if o.is_sweep_override() and k != SEED]
         conditions: dict[tuple, list[str]] = {}
         seeds: list[int] = []
         jobs = grid_jobs(overrides)
@@ -190,7 +197,9 @@ class AdaptiveSeedsSweeper(Sweeper):
             done = self._done(load_sweep(sweep_dir), keys)
         except ConfigError:  # no job dir yet
             done = set()
-        todo = [(c, s) for c in conditions for s in stage1 if (c, s) not in done]
+        # seed by seed: parallel jobs are of different conditions, and each condition's first
+        # job (which chooses its learning rate, with lr_selection) runs before its others
+        todo = [(c, s) for s in stage1 for c in conditions if (c, s) not in done]
         log.info(
             "adaptive_seeds stage 1: %d conditions x seeds %s: %d jobs to run",
             len(conditions),
@@ -211,7 +220,7 @@ class AdaptiveSeedsSweeper(Sweeper):
             for condition in conditions:
                 if condition[position] in (effect.level, effect.reference):
                     needed[condition] |= set(effect.seeds)
-        planned = [(c, s) for c in conditions for s in later if s in needed[c]]
+        planned = [(c, s) for s in later for c in conditions if s in needed[c]]
         done = self._done(sweep, keys)
         todo = [job for job in planned if job not in done]
         failed = [j.name for j in sweep.failed if j.seed in stage1]
