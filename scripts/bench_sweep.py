@@ -27,8 +27,9 @@ precision AlexNet-lite on mnist5k_color (4,000 images), batch 128, with the colo
          ratio here understates a 55k-image epoch's, and ``--quick`` shows A slower.
 levers   the converged LeNet-5 study's speed settings, each against the setting before them,
          on ``--levers-data`` (default Fashion-MNIST, 55k images), batch 128:
-         parallel: a 2-job sweep (1 epoch each) with joblib's parallel jobs of one thread each
-         (A) against one job at a time with torch's default threads (B): wall time;
+         parallel: a 4-job sweep (2 epochs each) with joblib's parallel jobs of one thread each
+         (A) against one job at a time with torch's default threads (B): wall time (each joblib
+         worker pays its own start-up, ~10 s: a short sweep can lose);
          channels_last: a 1-thread epoch with channels-last tensors (A) or not (B);
          bf16: a 1-thread epoch in bf16-mixed (A) or float32 (B), both channels-last (A is
          what ``${cpu_precision:}`` would choose on a CPU with native bf16).
@@ -214,13 +215,13 @@ def bench_precision(cwd: Path, pairs: int, epochs: int, extra: list[str]) -> dic
 
 
 def bench_levers(cwd: Path, pairs: int, data: str, extra: list[str]) -> dict:
-    base = [*TRAIN, f"data={data}", "data.batch_size=128", "logger=csv", "test=false"]
-    base += ["trainer.enable_progress_bar=false", "trainer.max_epochs=1", *extra]
-    one_thread = [*base, "torch_threads=1", "trainer.precision=32"]
+    settings = [f"data={data}", "data.batch_size=128", "logger=csv", "test=false"]
+    settings += ["trainer.enable_progress_bar=false", "trainer.max_epochs=1", *extra]
+    one_thread = [*TRAIN, *settings, "torch_threads=1", "trainer.precision=32"]
     out: dict = {"data": data}
     parallel = []
-    for repeat in range(pairs):
-        sweep = [*base, "-m", "seed=0,1"]
+    for repeat in range(pairs):  # 4 jobs of 2 epochs: worker start-up is paid once per sweep
+        sweep = [*TRAIN, "-m", *settings, "seed=0,1,2,3", "trainer.max_epochs=2"]
         a = run([*sweep, "launcher=joblib", f"hydra.sweep.dir={cwd}/levers-{repeat}-a"], cwd)
         b = run([*sweep, f"hydra.sweep.dir={cwd}/levers-{repeat}-b"], cwd)
         parallel.append((a, b))
@@ -278,7 +279,7 @@ def report_rows(report: dict) -> list[tuple[str, ...]]:
     if "levers" in report:
         levers, data = report["levers"], report["levers"]["data"]
         notes = {
-            "parallel": f"2-job sweep wall, {data}: A joblib 2 x 1 thread, B 1 job x default",
+            "parallel": f"4-job sweep wall, {data}: A joblib 1-thread jobs, B 1 job x default",
             "channels_last": f"1-thread LeNet-5 epoch, {data}: A channels-last, B contiguous",
             "bf16": f"1-thread LeNet-5 epoch, {data}: A bf16-mixed, B float32 (channels-last)",
         }

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from cnn_ablations import CONF_DIR, CONFIG_NAME, resolvers
@@ -73,12 +74,14 @@ def cli(monkeypatch, capsys, tmp_path):
     def run(*args: str, cwd: Path = tmp_path) -> Result:
         monkeypatch.chdir(cwd)
         monkeypatch.setattr(sys, "argv", ["cnn_ablations.train", *args])
+        threads = torch.get_num_threads()  # a run's torch_threads would outlive it here
         code = 0
         try:
             train.main()
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 1
         finally:
+            torch.set_num_threads(threads)
             _reset_logging()
             for key in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS"):
                 os.environ.pop(key, None)

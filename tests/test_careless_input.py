@@ -61,8 +61,22 @@ def test_planned_seeds_refuse_one_seed_whose_jobs_would_share_a_dir(cli, tmp_pat
             "config; add budget=converged to the command line",
         ),
         (["model.lrn=true"], "model.lrn is a key of model=alexnet_lite"),
+        (["seed=0,1"], "seed=0,1 lists several values: add -m (--multirun)"),
+        (["+model.activation=tanh"], "set it without the +: model.activation=..."),
+        (["trainer.max_epochs=${oops}"], "${oops} refers to a key this config does not have"),
+        (["--config-name", "nope"], "--config-name nope: no such config; --config-name names"),
     ],
-    ids=["wrong-type", "sweep-params", "sweep-hydra-key", "early-stopping", "other-model"],
+    ids=[
+        "wrong-type",
+        "sweep-params",
+        "sweep-hydra-key",
+        "early-stopping",
+        "other-model",
+        "list-without-m",
+        "plus-existing",
+        "interpolation",
+        "config-name",
+    ],
 )
 def test_hydras_own_errors_name_the_key_and_a_fix_that_works(cli, tmp_path, args, expected):
     result = cli(*args, *TINY)
@@ -161,3 +175,51 @@ def test_a_sweeps_console_is_a_line_per_job_and_ends_with_the_answer(tmp_path):
     assert "_target_" in train_log and "GPU available" in train_log  # the detail is kept here
     record = json.loads((jobs[0] / "results.json").read_text())
     assert record["compute"]["parallel_jobs"] == 1 and record["compute"]["threads"] >= 1
+
+
+@pytest.mark.parametrize("to_group", [False, True], ids=["to-the-sweep", "to-its-group"])
+def test_sigterm_stops_a_parallel_sweep_records_every_running_job_and_resume_ends_it(
+    tmp_path, to_group
+):
+    """A joblib sweep preempted by SIGTERM, sent to its process (Kubernetes) or to its whole
+    process group (SLURM's scancel): exit 143, every job that was running recorded
+    ``interrupted``, the line names the sweep dir; resume with it finishes every job."""
+    import os
+    import signal
+    import time
+
+    args = ["-m", "launcher=joblib", "seed=0,1", *TINY, "trainer.max_epochs=40"]
+    args += ["trainer.limit_train_batches=10"]
+    command = [sys.executable, "-m", "cnn_ablations.train", *args]
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    stderr_file = tmp_path / "stderr.txt"
+    with stderr_file.open("w") as stderr:
+        proc = subprocess.Popen(
+            command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+            start_new_session=True,
+        )  # fmt: skip
+    deadline = time.time() + 240
+    while len(list(tmp_path.glob("outputs/sweeps/*/*/*/checkpoints/last.ckpt"))) < 2:
+        assert proc.poll() is None and time.time() < deadline, stderr_file.read_text()[-2000:]
+        time.sleep(0.1)
+    if to_group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 143
+    jobs = run_dirs(tmp_path, "sweeps")
+    records = [json.loads((job / "results.json").read_text()) for job in jobs]
+    assert [r["status"] for r in records] == ["interrupted", "interrupted"]
+    assert {r["error"] for r in records} == {"interrupted by SIGTERM"}
+    sweep_dir = jobs[0].parent
+    last = stderr_file.read_text().strip().splitlines()
+    assert any(
+        line.startswith("interrupted by SIGTERM; rerun the sweep command with resume=")
+        and line.endswith(str(sweep_dir.relative_to(tmp_path)))
+        for line in last
+    ), last
+    result = run_cli([*args, f"resume={sweep_dir}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for job in jobs:
+        record = json.loads((job / "results.json").read_text())
+        assert record["status"] == "ok" and record["metrics"]["epochs"] == 40

@@ -110,7 +110,8 @@ def test_csvs_round_trip_through_pandas_with_snake_case_names(ofat, factorial):
     effects = pd.read_csv(ofat[2] / "effects.csv")
     assert list(effects.columns) == [
         "factor", "level", "reference", "n", "delta", "ci_low", "ci_high", "halfwidth",
-        "excludes_zero", "resolved", "verdict", "val_delta_mid", "val_delta_end", "settled",
+        "interval", "excludes_zero", "resolved", "verdict", "val_delta_mid", "val_delta_end",
+        "val_change", "change_low", "change_high", "settled",
     ]  # fmt: skip
     expected = analyse(load_sweep(ofat[0])).effects
     for written, computed in [
@@ -146,6 +147,10 @@ def test_runs_csv_has_a_row_per_job_from_which_each_effect_is_recomputed(ofat):
     for level in ("sigmoid", "relu"):
         assert (ok[level] - ok["baseline"]).mean() == pytest.approx(effects.loc[level, "effect"])
     assert {"started_at", "finished_at", "precision", "threads", "wandb_run"} <= set(runs.columns)
+    jobs = analyse(sweep).jobs.set_index("job")
+    ok = runs[runs["status"] == "ok"].set_index("job")
+    for column, source in [("val_acc_best_at_half", "val_mid"), ("val_acc_best_at_end", "val_end")]:
+        assert ok[column].tolist() == pytest.approx(jobs.loc[ok.index, source].tolist())
 
 
 def test_effects_vs_baseline_match_scipy_in_points(ofat):

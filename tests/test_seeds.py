@@ -53,6 +53,37 @@ def test_stein_n_is_the_formula_and_the_plan_takes_the_next_seeds_up_to_the_cap(
     assert plan.seeds == [0, 2, 3, 4, 5]  # the stage-1 pairs it has, then the pool's next
 
 
+def test_stein_p_value_after_stage_2_is_steins_t_statistic_on_n1_minus_1_df():
+    """At n > n1 (stage 2 ran), computed independently: Stein's T = √n·mean/s1 is Student's t
+    with n1 − 1 df, so p = 2·P(T > |t|) = 2·(1 − cdf), by scipy's t distribution object."""
+    rng = np.random.default_rng(5)
+    for n1, n in [(4, 7), (4, 10), (3, 9), (6, 8)]:
+        data = rng.normal(0.4, 1.1, n)
+        s1 = data[:n1].std(ddof=1)
+        statistic = math.sqrt(n) * data.mean() / s1
+        expected = 2 * (1 - stats.t(df=n1 - 1).cdf(abs(statistic)))
+        assert stein_p_value(data.mean(), s1, n1, n) == pytest.approx(expected, rel=1e-9)
+        # and it is not the ordinary t-test on the n differences (which ignores the plan)
+        assert stein_p_value(data.mean(), s1, n1, n) != pytest.approx(
+            stats.ttest_1samp(data, 0).pvalue, rel=1e-3
+        )
+
+
+def test_monte_carlo_steins_p_value_rejects_a_null_effect_5_percent_of_the_time():
+    """The planned design under effect = 0 (n1 = 4, d = 1, n chosen by s1, capped at 10):
+    Stein's p < 0.05 in 5% of 40,000 studies; the naive t-test on the same n, more often."""
+    rng, reps, n1, cap = np.random.default_rng(11), 40_000, 4, 10
+    se = math.sqrt(0.05 * 0.95 / reps)
+    for sigma in (0.5, 1.0):
+        data = rng.normal(0.0, sigma, (reps, cap))
+        s1 = data[:, :n1].std(axis=1, ddof=1)
+        n = np.minimum(stein_n(s1, n1, 1.0), cap)
+        taken = np.arange(cap) < n[:, None]
+        xbar = (data * taken).sum(axis=1) / n
+        rejected = np.mean(stein_p_value(xbar, s1, n1, n) < 0.05)
+        assert abs(rejected - 0.05) < 3.5 * se, (sigma, rejected)
+
+
 def simulate(mean, sigma, n1, d, cap, reps, rng):
     """Stein's design through stein_n and stein_halfwidth, vectorized over ``reps`` studies:
     whether the fixed-width, exact and naive intervals cover ``mean``."""
@@ -119,9 +150,13 @@ def test_verdicts_are_holm_across_the_family_and_equivalence_within_d():
     for level, d in diffs.items():
         entry = next(e for e in plan["effects"] if e["level"] == level)
         half = stats.t.ppf(0.975, 3) * entry["s1"] / math.sqrt(len(d))
-        assert out.loc[level, ["stein_low", "stein_high"]].tolist() == pytest.approx(
+        # one interval per effect, the verdict's: Stein's; the t-interval is the secondary one
+        assert out.loc[level, ["ci_low", "ci_high"]].tolist() == pytest.approx(
             [d.mean() - half, d.mean() + half]
         )
+        assert out.loc[level, "n"] == len(d) and out.loc[level, "half_width"] == pytest.approx(half)
+        t_mean, t_low, t_high = paired_interval(d)
+        assert out.loc[level, ["t_low", "t_high"]].tolist() == pytest.approx([t_low, t_high])
     # Holm by hand: the i-th smallest of m p-values is compared with α/(m − i)
     p = out["p_value"].sort_values()
     holm, still = {}, True
@@ -131,14 +166,15 @@ def test_verdicts_are_holm_across_the_family_and_equivalence_within_d():
     assert out["resolved"].to_dict() == holm
     assert out.loc["sigmoid", "verdict"] == RESOLVED
     assert out.loc["tanh", "verdict"] == EQUIVALENT.format(d=1.0)  # inside ±1 point
-    assert out.loc["tanh", "interval"].startswith("n reached")
-    assert out.loc["avg_pool", "interval"].startswith("cap reached: n=10 of")
+    assert out.loc["tanh", "interval"].startswith("Stein's (n reached")
+    assert out.loc["avg_pool", "interval"].startswith("Stein's (cap reached: n=10 of")
     assert out.loc["avg_pool", "verdict"] in (RESOLVED, INCONCLUSIVE)
     # no plan (a fixed list of seeds): the paired t-test's p, Holm, no equivalence verdict
     plain = verdicts(effect_rows(diffs), {("variant", k): v for k, v in diffs.items()}, None)
     t_p = [stats.ttest_1samp(d, 0).pvalue for d in diffs.values()]
     assert plain["p_value"].tolist() == pytest.approx(t_p)
-    assert plain["n_needed"].isna().all()
+    assert plain["n_needed"].isna().all() and plain["t_low"].isna().all()
+    assert set(plain["interval"]) == {"paired t"}
     assert set(plain["verdict"]) <= {RESOLVED, INCONCLUSIVE}
 
 
@@ -203,10 +239,11 @@ def test_adaptive_seeds_runs_stage_2_for_exactly_the_planned_effects_and_resumes
     effects = pd.read_csv(sweep_dir / "report" / "effects.csv", dtype={"level": str})
     effects = effects.set_index("level")
     assert effects.loc["0.01", "n_needed"] == by_level["0.01"]["n_needed"]
-    assert effects.loc["0.01", "stein_interval"].startswith("cap reached: n=3 of")
+    assert effects.loc["0.01", "interval"].startswith("Stein's (cap reached: n=3 of")
     assert "verdict" in effects and "resolved" in effects
     answer = (sweep_dir / "report" / "report.md").read_text()
-    assert "Seeds planned per effect by Stein's rule for ±0.5 points: 2 to 3;" in answer
+    assert "with 2 to 3 seeds" in answer  # Stein's n per effect: a range
+    assert "Seeds planned per effect by Stein's rule for ±0.5 points (Stein's intervals);" in answer
 
     # after a kill: one stage-2 job never ran, one stage-1 job was cut off mid-fit
     import shutil
@@ -270,7 +307,7 @@ def test_the_converged_study_anneals_with_a_rate_per_condition_and_parallel_jobs
     from cnn_ablations.resolvers import native_bf16
 
     cfg = compose_cfg(["sweep=lenet_ablation_converged"], hydra_cfg=True)
-    budget = budget_of(cfg)
+    budget = budget_of(cfg, cfg.hydra.runtime.choices)
     assert budget.kind == "converged" and budget.annealed and budget.epochs == 12
     assert "early_stopping" not in cfg.callbacks
     assert cfg.scheduler._target_.endswith("CosineAnnealingLR") and cfg.scheduler.T_max == 12
@@ -279,6 +316,11 @@ def test_the_converged_study_anneals_with_a_rate_per_condition_and_parallel_jobs
     assert cfg.hydra.launcher.n_jobs == len(os.sched_getaffinity(0))
     assert cfg.trainer.precision == ("bf16-mixed" if native_bf16() else 32)
     assert cfg.channels_last is True
+    # a cosine over a short fixed budget without budget=annealed still measures learning speed
+    speed = compose_cfg(["sweep=lenet_ablation", "scheduler=cosine"], hydra_cfg=True)
+    assert budget_of(speed, speed.hydra.runtime.choices).kind == "speed"
+    gpu = compose_cfg(["sweep=lenet_ablation_converged", "trainer=gpu"])
+    assert gpu.trainer.precision == 32  # the CPU's bf16 is not the GPU's choice
 
 
 @pytest.mark.parametrize("sweep", ["alexnet_ablation", "lenet_vs_alexnet"])

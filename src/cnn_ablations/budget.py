@@ -50,14 +50,16 @@ def unsettled(settled) -> bool:
     return not pd.isna(settled) and not settled
 
 
-def budget_of(config: Mapping) -> Budget:
-    """The budget a config (a job's recorded one, or a composed ``DictConfig``) trains for."""
+def budget_of(config: Mapping, choices: Mapping | None = None) -> Budget:
+    """The budget a config (a job's recorded one, or a composed ``DictConfig``) trains for;
+    ``choices``: its config groups' options (``budget=annealed`` is one)."""
     epochs = (config.get("trainer") or {}).get("max_epochs")
     stopping = (config.get("callbacks") or {}).get("early_stopping")
     if stopping:
         patience, min_delta = stopping.get("patience"), stopping.get("min_delta")
         return Budget(CONVERGED, epochs, patience, min_delta, stopping.get("monitor", "val/acc"))
-    if annealed_over(config.get("scheduler") or {}, epochs):
+    chosen = (choices or {}).get("budget") == "annealed"
+    if chosen and annealed_over(config.get("scheduler") or {}, epochs):
         return Budget(CONVERGED, epochs, annealed=True)
     return Budget(SPEED, epochs)
 

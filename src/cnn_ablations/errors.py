@@ -233,6 +233,21 @@ def describe_hydra_error(err: BaseException) -> str:
         group, _, option = str(err.missing_cfg_file).rpartition("/")
         valid = ", ".join(err.options)
         return f"{group}={option} is not a config option; choose one of: {valid}"
+    primary = re.search(r"Cannot find primary config '([^']*)'", str(err))
+    if isinstance(err, MissingConfigException) and primary:
+        return (
+            f"--config-name {primary.group(1)}: no such config; --config-name names a file of "
+            "conf/ (train) or, with --config-path <run>/.hydra, a run's saved config (config)"
+        )
+    from omegaconf.errors import InterpolationKeyError
+
+    if isinstance(err, InterpolationKeyError):
+        missing = re.search(r"key '([^']+)'", str(err))
+        where = f" in {err.full_key}" if err.full_key else ""
+        return (
+            f"${{{missing.group(1) if missing else '?'}}}{where} refers to a key this config "
+            "does not have (a typo, or a group removed with ~); --cfg job shows the keys"
+        )
     if isinstance(err, ConfigCompositionException) and "not in struct" in str(err.__cause__):
         key = re.search(r"override '([^']+)'", str(err))
         key = key.group(1) if key else "?"
@@ -254,11 +269,24 @@ def describe_hydra_error(err: BaseException) -> str:
 
 
 def _composition_error(err: BaseException) -> str | None:
-    """One line for a value of the wrong type, or a sweep over Hydra's own settings."""
+    """One line for a list without -m, a key added with + that exists, a value of the wrong
+    type, or a sweep over Hydra's own settings."""
     from omegaconf.errors import ValidationError
 
     cause = err.__cause__
     override = re.search(r"override (\S+)", str(err))
+    ambiguous = re.search(r"Ambiguous value for argument '(.+)'", str(err))
+    if ambiguous:
+        return (
+            f"{ambiguous.group(1)} lists several values: add -m (--multirun) to run one job per "
+            "value, or give one value"
+        )
+    appended = re.search(r"An item is already at '(.+)'", str(err))
+    if appended:
+        return (
+            f"+{appended.group(1)} adds a key the config already has; set it without the +: "
+            f"{appended.group(1)}=..."
+        )
     if isinstance(cause, ValidationError) and cause.full_key:
         given = override.group(1) if override else cause.full_key
         shown = "--cfg hydra" if cause.full_key.startswith("hydra.") else "--cfg job"

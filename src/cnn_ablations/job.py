@@ -10,7 +10,6 @@ error with the one line for stderr, which the console entry prints.
 
 import functools
 import logging
-import multiprocessing
 import os
 import random
 import sys
@@ -22,15 +21,27 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationKeyError
 
-from cnn_ablations.errors import ConfigError, JobFailed, RunEnded, disk_full, exit_code, one_line
+from cnn_ablations.errors import (
+    EXIT_CONFIG,
+    ConfigError,
+    JobFailed,
+    RunEnded,
+    describe_hydra_error,
+    disk_full,
+    exit_code,
+    one_line,
+)
 from cnn_ablations.overrides import SEED, differing, override_key, task_overrides
 from cnn_ablations.progress import duration_text, parallel_jobs, sweep_progress
 from cnn_ablations.record import Metrics, RunRecord, UnreadableRecord
 from cnn_ablations.signals import (
-    ignore_stop_signals,
+    Stopped,
     interrupt_name,
     is_interrupt,
+    job_running,
+    received,
     stop_on_signals,
 )
 from cnn_ablations.sweepdir import swept_overrides
@@ -202,7 +213,7 @@ class Attempt:
         """Record how ``err`` ended the job and return the line for stderr (None: re-raise
         ``err`` as it is, a ``SystemExit`` that is not Ctrl-C)."""
         if is_interrupt(err):
-            # Lightning turns Ctrl-C (and SIGTERM, SIGHUP: errors.Stopped) into SystemExit
+            # Lightning turns Ctrl-C (and SIGTERM, SIGHUP: signals.Stopped) into SystemExit
             # after a graceful shutdown: the CSV and checkpoints/last.ckpt of the last finished
             # epoch are on disk
             how = f"interrupted by {interrupt_name(err)}"
@@ -253,14 +264,20 @@ def task_wrapper(task: Callable[[DictConfig, Attempt], Metrics]) -> Callable:
     def job(cfg: DictConfig) -> float | None:
         stop_on_signals()  # in a launcher's worker process too
         route_library_logs()
-        attempt = Attempt(cfg)
+        try:
+            attempt = Attempt(cfg)
+        except InterpolationKeyError as err:  # ${typo} in a value: one line, before any record
+            raise RunEnded(EXIT_CONFIG, f"error: {describe_hydra_error(err)}") from err
         quiet = SweepConsole() if attempt.identity.shares_console else None
         for handler in console_handlers() if quiet else []:
             handler.addFilter(quiet)
         if attempt.identity.progress:
             log.info("%s", attempt.identity.progress, extra=CONSOLE)  # and in train.log
         code = 0  # the job's, also in a multirun: W&B marks a run with a non-zero one failed
+        job_running(True)
         try:
+            if received() is not None:  # a worker whose sweep was stopped before this job
+                raise Stopped(received())
             previous = attempt.finished_before()
             if previous is not None:
                 return previous.test_acc
@@ -281,7 +298,6 @@ def task_wrapper(task: Callable[[DictConfig, Attempt], Metrics]) -> Callable:
             finish_wandb(code)
             for handler in console_handlers() if quiet else []:
                 handler.removeFilter(quiet)
-            if multiprocessing.parent_process() is not None:  # a launcher's worker, now idle
-                ignore_stop_signals()
+            job_running(False)
 
     return job

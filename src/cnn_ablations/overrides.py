@@ -5,6 +5,7 @@ parser; reading them from a sweep dir is :mod:`cnn_ablations.sweepdir`'s job.
 """
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ValueType
 from omegaconf import DictConfig
 
 SEED = "seed"
@@ -61,14 +62,14 @@ def repeated_level(specs: list[str]) -> tuple[str, str] | None:
     for override in OverridesParser.create().parse_overrides(specs):
         first = override.key_or_group not in keys
         keys.add(override.key_or_group)
-        if not (first and override.is_sweep_override() and override.is_discrete_sweep()):
+        # a list of values (a,b or choice(a,b)), not glob(), range(), interval() or shuffle()
+        listed = override.value_type in (ValueType.SIMPLE_CHOICE_SWEEP, ValueType.CHOICE_SWEEP)
+        if not (first and listed):
             continue
         seen: list = []
-        for text, value in zip(
-            override.sweep_string_iterator(), override.sweep_iterator(), strict=True
-        ):
+        for value in override.sweep_iterator():
             if any(value == other and type(value) is type(other) for other in seen):
-                return override.key_or_group, text
+                return override.key_or_group, str(value)
             seen.append(value)
     return None
 

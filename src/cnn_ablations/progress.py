@@ -6,6 +6,7 @@ Read from the sweep dir (the jobs' records), so it holds under any launcher.
 import statistics
 import time
 
+import joblib
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import RichProgressBar
 
@@ -22,8 +23,10 @@ def duration_text(seconds: float) -> str:
 
 
 def parallel_jobs(hydra_cfg: DictConfig) -> int:
-    """How many jobs its launcher runs at once (joblib's ``n_jobs``; 1 for the others)."""
-    return int(hydra_cfg.launcher.get("n_jobs") or 1)
+    """How many jobs its launcher runs at once (joblib's ``n_jobs``, where -1 is every core and
+    -2 all but one, as joblib counts; 1 for the other launchers)."""
+    n_jobs = int(hydra_cfg.launcher.get("n_jobs") or 1)
+    return n_jobs if n_jobs > 0 else max(joblib.cpu_count() + 1 + n_jobs, 1)
 
 
 def sweep_progress(hydra_cfg: DictConfig, job_name: str) -> str:

@@ -6,8 +6,9 @@
   here so that two runs started in the same second never share one (the second gets
   ``<time stamp>_2``); with ``resume=true`` the latest run under PARENT, with ``resume=<dir>``
   that dir, which must hold a run.
-- ``${cpu_precision:}`` -> ``bf16-mixed`` where the CPU has native bf16 (AMX or AVX-512 bf16;
-  elsewhere bf16 is emulated, ~9x slower for LeNet-5 on an AVX2 CPU), else ``32``.
+- ``${cpu_precision:${trainer.accelerator}}`` -> ``bf16-mixed`` for a CPU fit where the CPU has
+  native bf16 (AMX or AVX-512 bf16; elsewhere bf16 is emulated, ~9x slower for LeNet-5 on an
+  AVX2 CPU), else ``32``.
 - ``${cpu_cores:}`` -> the cores this process may use: parallel jobs of one thread each.
 """
 
@@ -16,6 +17,7 @@ import re
 import time
 from pathlib import Path
 
+import joblib
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
@@ -53,17 +55,16 @@ def native_bf16() -> bool:
     return bool(cpu_flags() & NATIVE_BF16_FLAGS)
 
 
-def cpu_precision() -> str | int:
-    """``trainer.precision`` for a CPU fit: bf16 autocast only where the CPU computes bf16."""
-    return "bf16-mixed" if native_bf16() else 32
+def cpu_precision(accelerator: str = "cpu") -> str | int:
+    """``trainer.precision`` for a fit on ``accelerator``: on the CPU, bf16 autocast only where
+    it computes bf16 natively; elsewhere (a GPU) 32, the trainer's default."""
+    return "bf16-mixed" if accelerator == "cpu" and native_bf16() else 32
 
 
 def cpu_cores() -> int:
-    """The cores this process may run on (its affinity, e.g. a cluster job's allocation)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    """The cores this process may use: its affinity and a container's CPU quota (joblib's
+    count, which reads both)."""
+    return joblib.cpu_count()
 
 
 def module_name(target: str) -> str:

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from cnn_ablations import CONF_DIR, CONFIG_NAME, resolvers
 from cnn_ablations.errors import EXIT_CONFIG, EXIT_FAILED, ConfigError, RunEnded, check_wandb_name
 from cnn_ablations.overrides import repeated_level
+from cnn_ablations.signals import wait_for_records
 from cnn_ablations.sweepdir import load_sweep
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ class DataCheck(Callback):
 
         # the study's first line: the question it answers, and where to find the other one
         note = f"; {config.note}" if config.get("note") else ""
-        log.info("%s: %s%s", config.name, budget_of(config).sentence, note)
+        budget = budget_of(config, config.hydra.runtime.choices)
+        log.info("%s: %s%s", config.name, budget.sentence, note)
 
         try:
             load_dataset(config.data.dataset, config.data.root)
@@ -65,6 +67,22 @@ class GridCheck(Callback):
                 f"error: {key} lists {value} twice (to Hydra, 1e-3 and 0.001 are one value); its "
                 "two jobs would write into one dir: list each value once",
             )
+
+
+class StopWaitsForRecords(Callback):
+    """A sweep's process stopped by SIGTERM or SIGHUP while its jobs run in workers (joblib)
+    waits until none of them is still ``running`` (``signals``), so that the launcher does not
+    kill a worker while it records its job as interrupted."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        def recording() -> bool:  # the dir is read only then: reading it creates it
+            try:
+                jobs = load_sweep(config.hydra.sweep.dir, started=True).jobs
+            except ConfigError:
+                return False
+            return any(job.status == "running" for job in jobs)
+
+        wait_for_records(recording)
 
 
 class WandbNameCheck(Callback):

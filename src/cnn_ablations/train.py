@@ -25,6 +25,7 @@ import rich.syntax
 import rich.tree
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
@@ -42,7 +43,7 @@ from cnn_ablations.lr_select import select_lr
 from cnn_ablations.overrides import RESUME, override_key, value_of, with_saved
 from cnn_ablations.progress import parallel_jobs
 from cnn_ablations.record import Compute, LrSelection, Metrics
-from cnn_ablations.signals import interrupt_name, stop_on_signals
+from cnn_ablations.signals import Stopped, interrupt_name, received, stop_on_signals
 from cnn_ablations.sweepdir import saved_overrides
 from cnn_ablations.validate import validate_config
 
@@ -220,12 +221,16 @@ def main() -> None:
         print(f"interrupted by {interrupt_name(stop)}; {continuation()}", file=sys.stderr)
         sys.exit(exit_code(stop))
     except Exception as err:
+        if received() is not None:  # a stopped sweep's launcher lost a worker (joblib)
+            stop = Stopped(received())
+            print(f"interrupted by {interrupt_name(stop)}; {continuation()}", file=sys.stderr)
+            sys.exit(exit_code(stop))
         if wants_traceback:
             raise
         print(f"error: {describe_hydra_error(err)}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
     cause = outcome.__cause__
-    if wants_traceback and isinstance(cause, Exception):
+    if wants_traceback and isinstance(cause, Exception) and outcome.code < 128:  # not a signal
         raise cause
     if outcome.line:
         print(outcome.line, file=sys.stderr)
@@ -233,9 +238,12 @@ def main() -> None:
 
 
 def continuation() -> str:
-    """How to continue an interrupted sweep: its command with ``resume=<its dir>``."""
-    if HydraConfig.initialized():
+    """How to continue a run or sweep interrupted outside its job: its command with
+    ``resume=<its dir>`` (a joblib sweep's process knows no dir: ``resume=true``)."""
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         return f"rerun the sweep command with resume={HydraConfig.get().sweep.dir}"
+    if HydraConfig.initialized():
+        return f"rerun the same command with resume={HydraConfig.get().runtime.output_dir}"
     return "rerun the same command with resume=true"
 
 

@@ -210,10 +210,11 @@ def wandb_report(sweep: Sweep, target: Target, resolve_projects: bool = False):
         f"Design: {design(analysis.levels)}." if analysis.levels else "",
         f"Sweep dir `{sweep.path}`; W&B group `{target.group}`; {len(sweep.ok)} jobs ok, "
         f"{len(sweep.failed)} failed (listed at the end; the panels show the ok jobs). Effects "
-        "are paired by seed (Δ = level − reference on the same seed, 95% t-interval); *settled "
-        "at this budget* is the budget check (the effect on validation accuracy at half of the "
-        "epochs vs at the end); the offline report (`report/report.md`) has the summary table "
-        "and figures.",
+        "are paired by seed (Δ = level − reference on the same seed), each with one 95% "
+        "interval, its verdict's (Stein's where the seeds were planned, else the paired t); "
+        "*settled at this budget* is the budget check (the effect's change on validation "
+        "accuracy from half of the epochs to the end, with its own interval); the offline "
+        "report (`report/report.md`) has the summary table, runs.csv and figures.",
     ]
     blocks = [wr.MarkdownBlock(text="\n\n".join(line for line in intro if line))]
     if analysis.levels:

@@ -32,7 +32,8 @@ def _display_path(path: Path) -> str:
 
 def answer(analysis: Analysis) -> str:
     """The study's answer in a sentence: how many effects it resolves (each on its own, and as a
-    family: Holm), and how finely."""
+    family: Holm), with how many seeds and how finely, in the verdicts' intervals (Stein's
+    where the seeds were planned)."""
     effects = analysis.effects
     if effects.empty:
         return "No override varies across the completed jobs: there is nothing to compare."
@@ -40,25 +41,31 @@ def answer(analysis: Analysis) -> str:
     resolved = int(effects["resolved"].sum())
     half = effects["half_width"].dropna()
     finest = f"; 95% intervals ±{half.min():.2f} to ±{half.max():.2f} points" if len(half) else ""
-    seeds = int(effects["n"].median())
     sentence = (
         f"{resolved} of {len(effects)} effects resolved after Holm's correction across them "
-        f"({excluding} of the 95% intervals exclude 0 one by one) with {seeds} seeds{finest}."
+        f"({excluding} of the 95% intervals exclude 0 one by one) with "
+        f"{span(effects['n'])} seeds{finest}."
     )
     return sentence + seeds_plan_answer(analysis)
 
 
+def span(values) -> str:
+    """``4`` or ``4 to 10``: the range of a count."""
+    low, high = int(values.min()), int(values.max())
+    return f"{low}" if low == high else f"{low} to {high}"
+
+
 def seeds_plan_answer(analysis: Analysis) -> str:
-    """For a sweep whose seeds were planned (adaptive_seeds): seeds per effect and verdicts."""
+    """For a sweep whose seeds were planned (adaptive_seeds): how many effects its verdicts
+    find equivalent to the reference."""
     plan, effects = read_plan(analysis.sweep.path), analysis.effects
-    if plan is None or effects["n_stein"].isna().all():
+    if plan is None or effects["n_needed"].isna().all():
         return ""
-    n = effects["n_stein"].dropna()
-    equivalent = int((effects["verdict"] == EQUIVALENT.format(d=plan["halfwidth"])).sum())
+    d = plan["halfwidth"]
+    equivalent = int((effects["verdict"] == EQUIVALENT.format(d=d)).sum())
     return (
-        f" Seeds planned per effect by Stein's rule for ±{plan['halfwidth']:g} points: "
-        f"{n.min():.0f} to {n.max():.0f}; {equivalent} with no practical difference (within "
-        f"±{plan['halfwidth']:g})."
+        f" Seeds planned per effect by Stein's rule for ±{d:g} points (Stein's intervals); "
+        f"{equivalent} with no practical difference (within ±{d:g})."
     )
 
 
@@ -71,6 +78,8 @@ def question(analysis: Analysis) -> str:
 
 def training_columns(analysis: Analysis) -> str:
     """What the summary's training columns are, as the budget chooses them."""
+    if analysis.budget is not None and analysis.budget.annealed:
+        return "Epochs trained and the best epoch (the checkpoint tested)."
     if analysis.budget is not None and analysis.budget.kind == CONVERGED:
         return (
             "Epochs trained, the best epoch (the checkpoint tested), how many jobs early "
@@ -117,7 +126,7 @@ def render_markdown(analysis: Analysis, figures: list[str]) -> str:
     lines += [
         f"**{answer(analysis)}**",
         "",
-        f"- Sweep dir: `{_display_path(sweep.path)}`",
+        f"- Sweep: `{sweep.name}/{sweep.path.name}` (under `<paths.output_root>/sweeps/`)",
         f"- W&B group: {', '.join(f'`{g}`' for g in sweep.groups) or 'unknown'}",
         f"- Jobs: {len(sweep.ok)} ok, {len(sweep.failed)} failed "
         f"(failed jobs are in no table or figure); one row per job: [{RUNS_FILE}]({RUNS_FILE})",
@@ -146,20 +155,31 @@ def render_markdown(analysis: Analysis, figures: list[str]) -> str:
         lines += [
             f"Design: {design(analysis.levels)}. For each seed s, d_s = mean test acc at the "
             "level − mean test acc at the reference (same seed); Δ = mean of d_s over the n "
-            "seeds, 95% CI = Δ ± t(0.975, n−1)·sd(d_s)/√n (paired by seed, t-based). Its "
-            "half-width is the smallest effect this many seeds resolves. Reference level: "
+            "seeds. **One interval per effect, the verdict's**, here and in the figure, the "
+            "claims and the W&B Report: where the seeds were planned (`hydra/sweeper="
+            "adaptive_seeds`), Stein's two-stage interval Δ ± t(0.975, n1−1)·s1/√n (n1, s1: the "
+            "first stage's seeds and their sd), valid although the data chose n; else the paired "
+            "t-interval Δ ± t(0.975, n−1)·sd(d_s)/√n. The ordinary t-interval of a planned "
+            "effect, which ignores that n was chosen, is a secondary column. Reference level: "
             f"`{BASELINE}` if present, else the first value the sweep lists in multirun.yaml, "
-            "else the first in sorted order. **yes** = the interval excludes 0. *Budget check*: "
-            "the same paired effect on the best validation accuracy at half of each job's "
-            "epochs and at its end; an effect whose sign flips between the two, or that moves by "
-            "more than its interval's half-width, is **not settled at this budget** (hollow "
-            "diamond in the figure): more training could change it. *Resolved (Holm)*: p < 0.05 "
-            "after Holm's correction across these effects; verdict: resolved, else *no "
-            "practical difference (within ±d)* when the interval lies inside ±d (the seeds "
-            "plan's half-width), else *inconclusive at this n*. With "
-            "`hydra/sweeper=adaptive_seeds` each effect's seeds were planned by Stein's "
-            "two-stage rule: Stein's interval Δ ± t(0.975, n1−1)·s1/√n is the valid one "
-            "(docs/sweeps.md). Data: [effects.csv](effects.csv).",
+            "else the first in sorted order. **yes** = the interval excludes 0. *Resolved "
+            "(Holm)*: p < 0.05 after Holm's correction across these effects (Holm 1979: the "
+            "family-wise error rate ≤ 5%). Verdict: resolved (its direction is the sign of Δ), "
+            "else *no practical difference (within ±d)* when the whole 95% interval lies inside "
+            "±d (d: the seeds plan's half-width): two one-sided tests at 2.5% each, one effect "
+            "at a time (no correction across the effects: each equivalence is a 2.5% error rate "
+            "per side), else *inconclusive at this n*: no direction is claimed (an interval "
+            "may exclude 0 one by one and not be resolved after Holm). *Budget check*: per "
+            "seed, the change of the paired effect on the best "
+            "validation accuracy from half of each job's epochs to its end; the effect is **not "
+            "settled at this budget** (a diamond in the figure) when that change's 95% "
+            "interval excludes 0, or when the effect's direction reverses between the two "
+            "points (its validation interval higher at one, lower at the other): more training "
+            "could change it. With an annealed budget (the learning rate decayed to 0 over the "
+            "epochs) half-way is mid-schedule, the rate still at half its peak, so every effect "
+            "is still on its way there: the change is shown but not judged, and the budget is "
+            "checked instead by a pilot at twice the epochs (docs/sweeps.md). "
+            "Data: [effects.csv](effects.csv), one row per job: [runs.csv](runs.csv).",
             "",
             effects_table(analysis).to_markdown(),
         ]
@@ -226,7 +246,7 @@ def write_report(analysis: Analysis) -> Path:
     if not analysis.interactions.empty:
         interactions_table(analysis).to_csv(out / "interactions.csv")
     (out / "summary.md").write_text(summary.to_markdown() + "\n")
-    runs_frame(analysis.sweep).to_csv(out / RUNS_FILE, index=False)
+    runs_frame(analysis.sweep, analysis.jobs).to_csv(out / RUNS_FILE, index=False)
     figures = write_figures(analysis, out)
     (out / "report.md").write_text(render_markdown(analysis, figures))
     return out

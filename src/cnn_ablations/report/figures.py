@@ -9,9 +9,16 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from cnn_ablations.budget import unsettled
+from cnn_ablations.report.seeds import INCONCLUSIVE, RESOLVED
 from cnn_ablations.report.stats import Analysis
+from cnn_ablations.sweepdir import read_plan
 
 DPI = 120
+SHORT_VERDICTS = {
+    RESOLVED: "resolved",
+    INCONCLUSIVE: "inconclusive",
+    "no practical difference": "within ±d",
+}
 
 
 def _colors(conditions: list[str]) -> dict[str, tuple]:
@@ -82,25 +89,38 @@ def plot_test_acc(analysis: Analysis, title: str, path: Path) -> None:
     fig.savefig(path)
 
 
+def short_verdict(verdict: str) -> str:
+    """``resolved``, ``within ±1`` (no practical difference) or ``inconclusive``."""
+    if verdict in (RESOLVED, INCONCLUSIVE):
+        return verdict.removesuffix(" at this n")
+    return verdict.split("(")[-1].rstrip(")")  # "no practical difference (within ±1)"
+
+
 def plot_effects(analysis: Analysis, title: str, path: Path) -> None:
-    """Forest plot: each level's Δ test accuracy vs its reference with its 95% CI, one row per
-    level, grouped by factor, and a zero line. Filled: the interval excludes 0; a hollow
-    diamond and "(not settled)": the budget check finds the effect still moving."""
+    """Forest plot: each level's Δ test accuracy vs its reference with its verdict's 95%
+    interval (Stein's where the seeds were planned), one row per level, grouped by factor, a
+    zero line and, with planned seeds, the ±d band of "no practical difference". Blue and
+    filled: resolved after Holm's correction; each label ends with the verdict; a diamond and
+    "not settled": the budget check finds the effect still moving."""
     effects = analysis.effects
-    fig = Figure(figsize=(9, 1.6 + 0.42 * max(len(effects), 1)), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(10, 1.6 + 0.42 * max(len(effects), 1)), dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
+    plan = read_plan(analysis.sweep.path)
+    if plan:
+        d = plan["halfwidth"]
+        ax.axvspan(-d, d, color="tab:green", alpha=0.08, lw=0, label=f"within ±{d:g}")
     labels, positions, y = [], [], 0.0
     for factor, rows in effects.groupby("factor", sort=False):
         for row in rows.itertuples():
-            color = "tab:blue" if row.excludes_zero else "tab:gray"
+            color = "tab:blue" if row.resolved else "tab:gray"
             if pd.notna(row.ci_low):
                 ax.plot([row.ci_low, row.ci_high], [y, y], color=color, lw=2)
             moving = unsettled(row.settled)
-            face = "white" if moving or not row.excludes_zero else color
-            marker = "D" if moving else "o"
-            ax.plot(row.effect, y, marker, color=color, markerfacecolor=face, ms=7)
-            note = " (not settled)" if moving else ""
-            labels.append(f"{factor}: {row.level} vs {row.reference}{note}")
+            face = color if row.resolved else "white"
+            ax.plot(row.effect, y, "D" if moving else "o", color=color, markerfacecolor=face, ms=7)
+            verdict = short_verdict(row.verdict)
+            note = f"{verdict}, not settled" if moving else verdict
+            labels.append(f"{factor}: {row.level} vs {row.reference} ({note})")
             positions.append(y)
             y += 1
         y += 0.5  # a gap between factors
@@ -109,10 +129,8 @@ def plot_effects(analysis: Analysis, title: str, path: Path) -> None:
     ax.axvline(0, color="black", lw=1)
     ax.set_yticks(positions, labels)
     ax.invert_yaxis()
-    ax.set(
-        xlabel="Δ test accuracy, points (95% CI, paired by seed; filled: excludes 0)",
-        title=f"{title}\n{analysis.budget.sentence if analysis.budget else 'mixed budgets'}",
-    )
+    ax.set_xlabel("Δ test accuracy, points: the verdict's 95% interval (filled: resolved, Holm)")
+    fig.suptitle(f"{title}\n{analysis.budget.sentence if analysis.budget else 'mixed budgets'}")
     ax.grid(axis="x", alpha=0.3)
     fig.savefig(path)
 

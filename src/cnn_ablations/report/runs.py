@@ -6,11 +6,15 @@ from cnn_ablations.overrides import SEED
 from cnn_ablations.sweepdir import Sweep
 
 UNSET = "(default)"  # the level of a factor in a job that does not override it
+# the budget check's inputs: the best val/acc (percent) by half of the job's epochs, and by its end
+BUDGET_CHECK_COLUMNS = {"val_mid": "val_acc_best_at_half", "val_end": "val_acc_best_at_end"}
 
 
-def runs_frame(sweep: Sweep) -> pd.DataFrame:
+def runs_frame(sweep: Sweep, curves: pd.DataFrame | None = None) -> pd.DataFrame:
     """``runs.csv``: one row per job of the sweep, ok or not, with what a reader needs to
-    recompute every effect and to see how each number was made (accuracies in percent)."""
+    recompute every effect and its budget check and to see how each number was made
+    (accuracies in percent). ``curves``: ``stats.job_rows``' per-job frame, whose best val/acc
+    at half of each job's epochs and at its end (``val_mid``, ``val_end``) it adds."""
 
     def percent(value: float | None) -> float | None:
         return None if value is None else 100 * value
@@ -44,4 +48,8 @@ def runs_frame(sweep: Sweep) -> pd.DataFrame:
                 "error": None if job.ok else job.error,
             }
         )
-    return pd.DataFrame(rows)
+    runs = pd.DataFrame(rows)
+    if curves is not None and len(runs):
+        budget_check = curves.set_index("job")[["val_mid", "val_end"]]
+        runs = runs.join(budget_check.rename(columns=BUDGET_CHECK_COLUMNS), on="job")
+    return runs

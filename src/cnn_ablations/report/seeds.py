@@ -126,8 +126,8 @@ def verdicts(
     p-value, the family's *resolved* and the verdict.
 
     Stein's interval: the mean of the differences at the effect's planned seeds
-    ± t(n1−1)·s1/√n (columns ``n_needed``, ``n_stein``, ``stein_effect``, ``stein_low``,
-    ``stein_high``, and ``interval``: whether n was reached, or the cap). p: Stein's statistic
+    ± t(n1−1)·s1/√n, which :func:`one_interval` makes the effect's interval (``n_needed``, and
+    ``interval``: whether n was reached, or the cap). p: Stein's statistic
     where planned, else the paired t-test's (Stein's with n1 = n). *resolved*: Holm-adjusted
     p < 0.05 across the study's effects (Holm 1979); else *no practical difference (within ±d)*
     when the effect's interval (Stein's, else the t-interval) lies inside ±d, the plan's
@@ -175,4 +175,31 @@ def verdicts(
         RESOLVED if resolved else equivalent if inside else INCONCLUSIVE
         for resolved, inside in zip(added["resolved"], added["inside"], strict=True)
     ]
-    return pd.concat([effects, added.drop(columns="inside")], axis=1)
+    return one_interval(pd.concat([effects, added.drop(columns="inside")], axis=1))
+
+
+def one_interval(effects: pd.DataFrame) -> pd.DataFrame:
+    """Every effect with one interval, the verdict's: where the seeds were planned, ``n``,
+    ``effect``, ``ci_low``, ``ci_high``, ``half_width`` and ``excludes_zero`` become Stein's, and
+    the ordinary t-interval moves to ``t_effect``, ``t_low``, ``t_high`` (it ignores that the
+    data chose n: a secondary figure); ``interval`` names the interval shown."""
+    out = effects.copy()
+    planned = out["n_needed"].notna()  # a plan covers it (its interval may be NaN: no pairs)
+    out["t_effect"] = out["effect"].where(planned)
+    out["t_low"] = out["ci_low"].where(planned)
+    out["t_high"] = out["ci_high"].where(planned)
+    for primary, stein in [
+        ("n", "n_stein"),
+        ("effect", "stein_effect"),
+        ("ci_low", "stein_low"),
+        ("ci_high", "stein_high"),
+    ]:
+        out[primary] = out[stein].where(planned, out[primary])
+    out["n"] = out["n"].astype(int)
+    out["half_width"] = (out["ci_high"] - out["ci_low"]) / 2
+    out["excludes_zero"] = (out["ci_low"] > 0) | (out["ci_high"] < 0)
+    out["interval"] = [
+        f"Stein's ({note})" if is_planned else "paired t"
+        for is_planned, note in zip(planned, out["interval"], strict=True)
+    ]
+    return out.drop(columns=["n_stein", "stein_effect", "stein_low", "stein_high"])

@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from cnn_ablations.budget import CONVERGED, Budget, budget_of
-from cnn_ablations.overrides import SEED
+from cnn_ablations.overrides import SEED, override_key
+from cnn_ablations.report.budget_check import budget_check, paired_interval
 from cnn_ablations.report.claims import measured_claims
 from cnn_ablations.report.interactions import interactions
 from cnn_ablations.report.runs import UNSET
@@ -53,7 +52,7 @@ class Analysis:
 
 def study_budget(sweep: Sweep) -> Budget | None:
     """The one budget every ok job trained for; None if they differ or there are none."""
-    budgets = {budget_of(job.config) for job in sweep.ok}
+    budgets = {budget_of(job.config, job.record.choices) for job in sweep.ok}
     return budgets.pop() if len(budgets) == 1 else None
 
 
@@ -148,12 +147,15 @@ def reference_condition(levels: dict[str, list[str]]) -> str:
 
 
 def shared_overrides(sweep: Sweep) -> list[str]:
-    """Overrides (the seed aside) that every ok job was given."""
+    """Overrides (the seed aside) that every ok job was given, less where its files went
+    (``paths.*``: a path of the machine it ran on, not a setting of the study)."""
     if not sweep.ok:
         return []
     common = set.intersection(*(set(job.overrides) for job in sweep.ok))
     first = sweep.ok[0].overrides
-    return [o for o in first if o in common and not o.startswith(f"{SEED}=")]
+    return [
+        o for o in first if o in common and override_key(o) != SEED and not o.startswith("paths.")
+    ]
 
 
 def _natural_key(level: str) -> tuple:
@@ -210,27 +212,10 @@ def summarize(jobs: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-def paired_interval(diffs: pd.Series, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean of paired differences and its t-interval (NaN bounds when n < 2)."""
-    n, mean = len(diffs), diffs.mean()
-    if n < 2:
-        return mean, math.nan, math.nan
-    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * diffs.std(ddof=1) / math.sqrt(n)
-    return mean, mean - half, mean + half
-
-
 def per_seed(jobs: pd.DataFrame, factor: str, ordered: list[str], metric: str) -> pd.DataFrame:
     """Seed x level: the mean of ``metric`` over the seed's jobs at each level of ``factor``."""
     table = jobs.groupby([SEED, factor])[metric].mean().unstack(factor)
     return table.reindex(columns=ordered)
-
-
-def settled(mid: float, end: float, half_width: float) -> bool | None:
-    """The budget check: an effect is settled unless its sign flips between half of the trained
-    epochs and the end, or it moves by more than its interval's half-width (None: no interval)."""
-    if any(pd.isna(v) for v in (mid, end, half_width)):
-        return None
-    return bool(np.sign(mid) == np.sign(end) and abs(end - mid) <= half_width)
 
 
 def paired_differences(
@@ -246,16 +231,23 @@ def paired_differences(
             yield factor, level, reference, (test_acc[level] - test_acc[reference]).dropna()
 
 
-def effects(jobs: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataFrame:
+def effects(
+    jobs: pd.DataFrame,
+    levels: dict[str, list[str]],
+    halfwidth: float | None = None,
+    checked: bool = True,
+) -> pd.DataFrame:
     """Effect on test accuracy (points) of each non-reference level of each factor, paired by
     seed, with its budget check.
 
     d_s = mean(test/acc | level, seed s) - mean(test/acc | reference, seed s); the effect is
-    mean_s d_s with the 95% t-interval mean ± t(0.975, n-1)·sd/√n over the n seeds having both;
-    its half-width is the smallest effect this n resolves. With several factors the means run
-    over the other factors (main effects). Budget check: the same paired effect on the best
-    val/acc at half of each job's epochs (``val_effect_mid``) and at its end (``val_effect_end``);
-    ``settled`` as :func:`settled` says.
+    mean_s d_s with the 95% t-interval mean ± t(0.975, n-1)·sd/√n over the n seeds having both
+    (``seeds.verdicts`` replaces it by Stein's where the seeds were planned). With several
+    factors the means run over the other factors (main effects). Budget check: the same paired
+    effect on the best val/acc at half of each job's epochs (``val_effect_mid``) and at its end
+    (``val_effect_end``), and :func:`budget_check` on the two (``halfwidth``: the plan's d).
+    Not ``checked`` (an annealed budget, whose half-way point is mid-schedule, the learning
+    rate still at half its peak): the change is shown, ``settled`` is left blank.
     """
     rows = []
     for factor, ordered in levels.items():
@@ -264,9 +256,8 @@ def effects(jobs: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataFrame:
         for level in ordered[1:]:
             diffs = (test_acc[level] - test_acc[reference]).dropna()
             mean, low, high = paired_interval(diffs)
-            half_width = (high - low) / 2
-            mid_effect = (mid[level] - mid[reference]).mean()
-            end_effect = (end[level] - end[reference]).mean()
+            mid_diffs = (mid[level] - mid[reference]).dropna()
+            end_diffs = (end[level] - end[reference]).dropna()
             rows.append(
                 {
                     "factor": factor,
@@ -276,15 +267,18 @@ def effects(jobs: pd.DataFrame, levels: dict[str, list[str]]) -> pd.DataFrame:
                     "effect": mean,
                     "ci_low": low,
                     "ci_high": high,
-                    "half_width": half_width,
+                    "half_width": (high - low) / 2,
                     "excludes_zero": bool(low > 0 or high < 0),
-                    "val_effect_mid": mid_effect,
-                    "val_effect_end": end_effect,
-                    "settled": settled(mid_effect, end_effect, half_width),
+                    "val_effect_mid": mid_diffs.mean(),
+                    "val_effect_end": end_diffs.mean(),
+                    **budget_check(mid_diffs, end_diffs, halfwidth),
                 }
             )
+            if not checked:
+                rows[-1]["settled"] = None
     columns = ["factor", "level", "reference", "n", "effect", "ci_low", "ci_high", "half_width"]
-    columns += ["excludes_zero", "val_effect_mid", "val_effect_end", "settled"]
+    columns += ["excludes_zero", "val_effect_mid", "val_effect_end", "val_change", "change_low"]
+    columns += ["change_high", "settled"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -326,7 +320,10 @@ def analyse(sweep: Sweep) -> Analysis:
     baseline_best = jobs.loc[jobs["condition"] == reference_condition(levels), "val/acc_best"]
     jobs["epochs_to_reach"] = epochs_to_reach(curves, jobs, REACHED * baseline_best.mean())
     differences = {(f, lv): d for f, lv, _, d in paired_differences(jobs, levels)}
-    main_effects = verdicts(effects(jobs, levels), differences, read_plan(sweep.path))
+    plan = read_plan(sweep.path)
+    halfwidth = plan["halfwidth"] if plan else None
+    checked = budget is None or not budget.annealed  # annealed: a pilot checks it (docs)
+    main_effects = verdicts(effects(jobs, levels, halfwidth, checked), differences, plan)
     return Analysis(
         sweep=sweep,
         budget=budget,

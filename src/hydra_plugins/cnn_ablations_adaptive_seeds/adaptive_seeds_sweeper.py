@@ -197,8 +197,9 @@ class AdaptiveSeedsSweeper(Sweeper):
             done = self._done(load_sweep(sweep_dir), keys)
         except ConfigError:  # no job dir yet
             done = set()
-        # seed by seed: parallel jobs are of different conditions, and each condition's first
-        # job (which chooses its learning rate, with lr_selection) runs before its others
+        # seed by seed: parallel jobs are of different conditions, so with lr_selection each
+        # condition's first job chooses its learning rate before the others start (as long as
+        # the launcher runs no more jobs at once than there are conditions)
         todo = [(c, s) for s in stage1 for c in conditions if (c, s) not in done]
         log.info(
             "adaptive_seeds stage 1: %d conditions x seeds %s: %d jobs to run",
