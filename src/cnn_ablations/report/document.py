@@ -36,7 +36,10 @@ def answer(analysis: Analysis) -> str:
     where the seeds were planned)."""
     effects = analysis.effects
     if effects.empty:
-        return "No override varies across the completed jobs: there is nothing to compare."
+        return (
+            "No override varies across the completed jobs: there is nothing to compare, so no "
+            "effect and no verdict (sweep a key besides the seed, e.g. model.activation=relu,tanh)."
+        )
     excluding = int(effects["excludes_zero"].sum())
     resolved = int(effects["resolved"].sum())
     half = effects["half_width"].dropna()
