@@ -1,4 +1,5 @@
-"""Synthetic sweep dirs in the layout the training entry point writes (see sweep.load_sweep)."""
+"""Synthetic sweep dirs in the layout the training entry point writes (see sweep.load_sweep), and
+a check that two report dirs agree."""
 
 import json
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from matplotlib.image import imread
 
 SHARED = ["sweep=lenet_ablation", "trainer.max_epochs=3"]
 EPOCHS = 3
@@ -136,3 +138,15 @@ def make_factorial_sweep(
                 config = {"model": {"activation": activation, "pool": pool}}
                 write_job(sweep_dir, overrides, seed, acc[activation, pool, seed], config=config)
     return sweep_dir, acc
+
+
+def same_report(built: Path, rebuilt: Path) -> None:
+    """Every table (CSV and markdown) of two report dirs is identical, and both have every
+    figure."""
+    for name in ["report.md", "summary.md", "runs.csv", "summary.csv", "effects.csv", "claims.csv",
+                 "interactions.csv"]:  # fmt: skip
+        assert (built / name).exists() == (rebuilt / name).exists(), name
+        if (built / name).exists():
+            assert (rebuilt / name).read_text() == (built / name).read_text(), name
+    for figure in built.glob("*.png"):
+        assert imread(rebuilt / figure.name).shape == imread(figure).shape

@@ -13,7 +13,8 @@ from scipy import stats
 
 from cnn_ablations.report import build_report
 from cnn_ablations.report.__main__ import main
-from cnn_ablations.report.stats import analyse, epoch_curves
+from cnn_ablations.report.runs import epoch_curves
+from cnn_ablations.report.stats import analyse
 from cnn_ablations.report.tables import claims_table, effects_table, summary_table
 from cnn_ablations.sweepdir import load_sweep
 from fake_sweep import (
@@ -21,6 +22,7 @@ from fake_sweep import (
     curve,
     make_factorial_sweep,
     make_ofat_sweep,
+    same_report,
     write_job,
     write_multirun,
 )
@@ -132,8 +134,9 @@ def test_csvs_round_trip_through_pandas_with_snake_case_names(ofat, factorial):
     ]  # fmt: skip
     for path in [*ofat[2].glob("*.csv"), *factorial[2].glob("*.csv")]:
         names = pd.read_csv(path).columns
-        if path.name == "runs.csv":  # its factor columns are the sweep's keys, as overridden
-            names = [name for name in names if name not in ("model.activation", "model.pool")]
+        if path.name == "runs.csv":  # its factor and config columns are config keys
+            keys = {"model.activation", "model.pool"}
+            names = [n for n in names if n not in keys and not n.startswith("config:")]
         assert all(re.fullmatch(r"[a-z][a-z0-9_]*", name) for name in names), (path, names)
 
 
@@ -151,6 +154,31 @@ def test_runs_csv_has_a_row_per_job_from_which_each_effect_is_recomputed(ofat):
     ok = runs[runs["status"] == "ok"].set_index("job")
     for column, source in [("val_acc_best_at_half", "val_mid"), ("val_acc_best_at_end", "val_end")]:
         assert ok[column].tolist() == pytest.approx(jobs.loc[ok.index, source].tolist())
+
+
+@pytest.mark.parametrize("fixture", ["ofat", "factorial"])
+def test_a_report_is_rebuilt_from_its_runs_csv_alone(fixture, request, tmp_path, capsys):
+    """``--runs runs.csv`` rebuilds every table from the CSV alone (no sweep dir, records or
+    curves files), claims and interactions included, identical to the records' report."""
+    sweep_dir, _, report_dir = request.getfixturevalue(fixture)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "runs.csv").write_bytes((report_dir / "runs.csv").read_bytes())
+    assert main(["--runs", str(alone / "runs.csv"), "--out", str(tmp_path / "rebuilt")]) == 0
+    same_report(report_dir, tmp_path / "rebuilt")
+    assert "Report:" in capsys.readouterr().out
+    assert main(["--runs", str(alone / "runs.csv")]) == 0  # in place: next to the CSV
+    same_report(report_dir, alone)
+
+
+def test_a_runs_csv_that_is_not_one_is_refused_in_one_line(tmp_path, capsys):
+    bad = tmp_path / "runs.csv"
+    bad.write_text("a,b\n1,2\n")
+    assert main(["--runs", str(bad)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "is not a readable runs.csv (no column job, seed, status, test_acc)" in line
+    assert main(["--runs", str(tmp_path / "missing.csv")]) == 2
+    assert "missing.csv is not a readable runs.csv" in capsys.readouterr().err
 
 
 def test_effects_vs_baseline_match_scipy_in_points(ofat):

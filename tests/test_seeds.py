@@ -14,6 +14,9 @@ from scipy import stats
 from statsmodels.stats.weightstats import DescrStatsW
 from tests.conftest import FAST, REPO, compose_cfg, run_cli
 
+from cnn_ablations.report.__main__ import main as report_main
+from cnn_ablations.report.planning import replanned
+from cnn_ablations.report.runs import read_runs
 from cnn_ablations.report.seeds import (
     EQUIVALENT,
     INCONCLUSIVE,
@@ -26,6 +29,7 @@ from cnn_ablations.report.seeds import (
     verdicts,
 )
 from cnn_ablations.report.stats import paired_interval
+from fake_sweep import same_report
 
 # --- the statistics ----------------------------------------------------------------------------
 
@@ -244,6 +248,12 @@ def test_adaptive_seeds_runs_stage_2_for_exactly_the_planned_effects_and_resumes
     answer = (sweep_dir / "report" / "report.md").read_text()
     assert "with 2 to 3 seeds" in answer  # Stein's n per effect: a range
     assert "Seeds planned per effect by Stein's rule for ±0.5 points (Stein's intervals);" in answer
+    # the report rebuilt from its runs.csv alone replans the seeds from the stage-1 rows and
+    # gives every table of the records' report (python -m cnn_ablations.report --runs)
+    assert report_main(["--runs", str(sweep_dir / "report" / "runs.csv"), "--out",
+                        str(tmp_path / "rebuilt")]) == 0  # fmt: skip
+    assert replanned(read_runs(sweep_dir / "report" / "runs.csv"))["effects"] == plan["effects"]
+    same_report(sweep_dir / "report", tmp_path / "rebuilt")
 
     # after a kill: one stage-2 job never ran, one stage-1 job was cut off mid-fit
     import shutil

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from cnn_ablations.errors import ConfigError, check_wandb_name
 from cnn_ablations.report.document import answer, question
-from cnn_ablations.report.stats import CURVE_METRICS, analyse, design
+from cnn_ablations.report.runs import CURVES
+from cnn_ablations.report.stats import analyse, design
 from cnn_ablations.report.tables import claims_table, effects_table
 from cnn_ablations.sweepdir import Sweep
 
@@ -156,7 +157,7 @@ def factor_panels(factor: str, key: str) -> list:
             title_y=metric,
             **grouping,
         )
-        for metric in CURVE_METRICS
+        for metric in CURVES
     ]
     bars = wr.BarPlot(
         title=f"{BARS} by {factor} (mean ± std)", metrics=[BARS], orientation="v", **grouping

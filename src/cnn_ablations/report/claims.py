@@ -4,7 +4,7 @@ Each claim is a change of one config key (``worse`` -> ``better``), the directio
 literature finds on accuracy, and the budget it is about: ``converged`` training (what a choice
 is worth once trained) or ``speed`` of learning (accuracy after a short fixed budget). An effect
 of the sweep matches a claim when its level changes that key (a factorial sweep's own key, or the
-key a variant changes, read from the jobs' recorded configs). A study judges only the claims of
+key a variant changes: runs.csv's ``config:`` columns). A study judges only the claims of
 its own budget; the others read *not tested at this budget*. Verdict, from the effect's
 (``seeds.verdicts``): *agrees* when it is resolved (Holm across the study's effects) on the
 claimed side, *contradicts* when on the other, else *no practical difference (within ±d)* or
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from cnn_ablations.budget import CONVERGED, SPEED, Budget, unsettled
-from cnn_ablations.sweepdir import Sweep
+from cnn_ablations.report.runs import CONFIG
 
 NOT_AT_BUDGET = "not tested at this budget"
 
@@ -114,21 +114,6 @@ CLAIMS = [
 ]  # fmt: skip
 
 
-def _text(value) -> str:
-    """A config value as the claims spell it (``True`` -> ``true``, ``0.5`` -> ``0.5``)."""
-    return str(value).lower()
-
-
-def _flat(config: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat |= _flat(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = _text(value)
-    return flat
-
-
 def level_changes(
     configs_by_job: dict[str, dict], jobs: pd.DataFrame, factor: str, level: str, reference: str
 ) -> dict:
@@ -165,13 +150,15 @@ def verdict(claim: Claim, effect, direction: int, budget: Budget | None) -> str:
 
 
 def measured_claims(
-    sweep: Sweep, jobs: pd.DataFrame, effects: pd.DataFrame, budget: Budget | None
+    runs: pd.DataFrame, jobs: pd.DataFrame, effects: pd.DataFrame, budget: Budget | None
 ) -> pd.DataFrame:
     """One row per effect that a claim covers: the claim, its budget and source, the measured
     Δ and CI (points), and the verdict. ``jobs``, ``effects``, ``budget`` as in
     ``stats.Analysis`` (``effects`` with ``seeds.verdicts``' columns)."""
-    configs_by_job = {  # the config, and the groups' choices (model=alexnet_lite: choices.model)
-        job.name: _flat(job.config) | _flat({"choices": job.record.choices}) for job in sweep.ok
+    columns = [c for c in runs.columns if c.startswith(CONFIG)]
+    configs_by_job = {  # a level's settings (and group choices: model=alexnet_lite, choices.model)
+        row["job"]: {c.removeprefix(CONFIG): row[c] for c in columns if isinstance(row[c], str)}
+        for _, row in runs[columns + ["job"]].iterrows()
     }
     rows = []
     for effect in effects.itertuples():

@@ -1,15 +1,19 @@
-"""Write ``SWEEP_DIR/report/`` (report.md, CSVs, figures) and print the tables to a terminal."""
+"""Write ``SWEEP_DIR/report/`` (runs.csv, then report.md, CSVs and figures computed from it) and
+print the tables to a terminal."""
 
+import shutil
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 
 from cnn_ablations.budget import CONVERGED
 from cnn_ablations.report.figures import write_figures
-from cnn_ablations.report.runs import runs_frame
+from cnn_ablations.report.planning import replanned
+from cnn_ablations.report.runs import RUNS_FILE, parsed, read_runs, runs_frame
 from cnn_ablations.report.seeds import EQUIVALENT
-from cnn_ablations.report.stats import BASELINE, Analysis, analyse, design
+from cnn_ablations.report.stats import BASELINE, OK, Analysis, analyse_runs, design
 from cnn_ablations.report.tables import (
     claims_table,
     effects_table,
@@ -19,7 +23,6 @@ from cnn_ablations.report.tables import (
 from cnn_ablations.sweepdir import Sweep, load_sweep, read_plan
 
 REPORT_DIR = "report"
-RUNS_FILE = "runs.csv"  # one row per job: what every effect is recomputed from
 UNBOUNDED_WIDTH = 10_000  # columns of a console that is no terminal: tables are never cut
 
 
@@ -61,7 +64,7 @@ def span(values) -> str:
 def seeds_plan_answer(analysis: Analysis) -> str:
     """For a sweep whose seeds were planned (adaptive_seeds): how many effects its verdicts
     find equivalent to the reference."""
-    plan, effects = read_plan(analysis.sweep.path), analysis.effects
+    plan, effects = analysis.plan, analysis.effects
     if plan is None or effects["n_needed"].isna().all():
         return ""
     d = plan["halfwidth"]
@@ -94,16 +97,17 @@ def training_columns(analysis: Analysis) -> str:
     )
 
 
-def compute_line(sweep: Sweep) -> str | None:
-    """How the jobs' numbers were computed (results.json's ``compute``), e.g. ``precision
+def compute_line(runs: pd.DataFrame) -> str | None:
+    """How the ok jobs' numbers were computed (results.json's ``compute``), e.g. ``precision
     32-true, channels-last, 1 thread per job, 2 jobs at once, cpu AMD EPYC``; a fact that
     differs between jobs lists its values."""
-    records = [job.record.compute for job in sweep.ok if job.record and job.record.compute]
-    if not records:
+    ok = runs[(runs["status"] == OK) & runs["precision"].notna()]
+    if ok.empty:
         return None
 
     def values(name: str) -> str:
-        return "/".join(str(v) for v in sorted({str(getattr(r, name)) for r in records}))
+        found = {str(int(v)) if isinstance(v, float) else str(v) for v in ok[name]}
+        return "/".join(sorted(found))
 
     memory = {"True": "channels-last", "False": "contiguous"}
     layout = "/".join(memory[v] for v in values("channels_last").split("/"))
@@ -121,20 +125,23 @@ def still_improving(analysis: Analysis) -> list[str]:
 
 def render_markdown(analysis: Analysis, figures: list[str]) -> str:
     """The text of report.md (figures and CSVs linked by relative path)."""
-    sweep = analysis.sweep
-    lines = [f"# Ablation report: {sweep.name} ({sweep.path.name})", ""]
+    runs, failed = analysis.runs, analysis.failed
+    name, _, sweep_id = analysis.sweep.partition("/")
+    groups = sorted(runs["wandb_group"].dropna().unique())
+    lines = [f"# Ablation report: {name} ({sweep_id})", ""]
     lines += [f"**{question(analysis)}**", ""]
     if "effects.png" in figures:
         lines += ["![Effects on test accuracy, 95% CI](effects.png)", ""]
     lines += [
         f"**{answer(analysis)}**",
         "",
-        f"- Sweep: `{sweep.name}/{sweep.path.name}` (under `<paths.output_root>/sweeps/`)",
-        f"- W&B group: {', '.join(f'`{g}`' for g in sweep.groups) or 'unknown'}",
-        f"- Jobs: {len(sweep.ok)} ok, {len(sweep.failed)} failed "
-        f"(failed jobs are in no table or figure); one row per job: [{RUNS_FILE}]({RUNS_FILE})",
+        f"- Sweep: `{analysis.sweep}` (under `<paths.output_root>/sweeps/`)",
+        f"- W&B group: {', '.join(f'`{g}`' for g in groups) or 'unknown'}",
+        f"- Jobs: {len(runs) - len(failed)} ok, {len(failed)} failed "
+        f"(failed jobs are in no table or figure); one row per job, what every table and "
+        f"figure here is computed from: [{RUNS_FILE}]({RUNS_FILE})",
     ]
-    computed = compute_line(sweep)
+    computed = compute_line(runs)
     if computed:
         lines.append(f"- Computed with: {computed}")
     if analysis.shared:
@@ -232,16 +239,17 @@ def render_markdown(analysis: Analysis, figures: list[str]) -> str:
         if name != "effects.png":
             lines += [f"![{name.removesuffix('.png').replace('_', ' ')}]({name})", ""]
     lines += ["## Failed jobs", ""]
-    lines += [f"- `{job.name}`: {job.error or 'status ' + job.status}" for job in sweep.failed]
-    if not sweep.failed:
+    lines += [
+        f"- `{job}`: {error if isinstance(error, str) else 'status ' + status}"
+        for job, status, error in failed.itertuples(index=False)
+    ]
+    if failed.empty:
         lines.append("None.")
     return "\n".join(lines) + "\n"
 
 
-def write_report(analysis: Analysis) -> Path:
-    """Write CSVs, markdown and figures into ``SWEEP_DIR/report/``; return that dir."""
-    out = analysis.sweep.path / REPORT_DIR
-    out.mkdir(exist_ok=True)
+def write_report(analysis: Analysis, out: Path) -> Path:
+    """Write CSVs, markdown and figures into ``out`` (runs.csv is already there); return it."""
     summary = summary_table(analysis)
     summary.to_csv(out / "summary.csv")
     effects_table(analysis).to_csv(out / "effects.csv")
@@ -249,7 +257,6 @@ def write_report(analysis: Analysis) -> Path:
     if not analysis.interactions.empty:
         interactions_table(analysis).to_csv(out / "interactions.csv")
     (out / "summary.md").write_text(summary.to_markdown() + "\n")
-    runs_frame(analysis.sweep, analysis.jobs).to_csv(out / RUNS_FILE, index=False)
     figures = write_figures(analysis, out)
     (out / "report.md").write_text(render_markdown(analysis, figures))
     return out
@@ -275,17 +282,38 @@ def print_report(analysis: Analysis, console: Console, brief: bool = False) -> N
         console.print(f"[yellow]unpaired seeds[/yellow] {escape(line)}")
     for name in still_improving(analysis):
         console.print(f"[yellow]at the cap, still improving[/yellow] {escape(name)}")
-    for job in analysis.sweep.failed:
-        console.print(f"[red]failed[/red] {escape(job.name)}: {escape(str(job.error))}")
+    for job, _, error in analysis.failed.itertuples(index=False):
+        console.print(f"[red]failed[/red] {escape(job)}: {escape(str(error))}")
 
 
 def build_report(
     sweep: Sweep | Path | str, console: Console | None = None, brief: bool = False
 ) -> Path:
-    """Analyse a sweep (or sweep dir), write its report dir and return it; print the tables
-    (``brief``: the answer and the effects table) to ``console`` if one is given."""
-    analysis = analyse(sweep if isinstance(sweep, Sweep) else load_sweep(sweep))
-    out = write_report(analysis)
+    """Write a sweep's (or sweep dir's) runs.csv into its report dir, then the report computed
+    from it; return the dir. Print the tables (``brief``: the answer and the effects table) to
+    ``console`` if one is given."""
+    sweep = sweep if isinstance(sweep, Sweep) else load_sweep(sweep)
+    out = sweep.path / REPORT_DIR
+    out.mkdir(exist_ok=True)
+    runs = runs_frame(sweep)
+    runs.to_csv(out / RUNS_FILE, index=False)
+    analysis = analyse_runs(parsed(runs), read_plan(sweep.path))
+    return _written(analysis, out, console, brief)
+
+
+def rebuild_report(runs_csv: Path, out: Path | None = None, console: Console | None = None) -> Path:
+    """The report of a ``runs.csv`` alone, its seeds plan recomputed from its stage-1 jobs,
+    written into ``out`` (default: the CSV's dir, with a copy of the CSV); return the dir."""
+    runs = read_runs(runs_csv)
+    out = out or runs_csv.parent
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / RUNS_FILE).exists() or not (out / RUNS_FILE).samefile(runs_csv):
+        shutil.copyfile(runs_csv, out / RUNS_FILE)
+    return _written(analyse_runs(runs, replanned(runs)), out, console)
+
+
+def _written(analysis: Analysis, out: Path, console: Console | None, brief: bool = False) -> Path:
+    write_report(analysis, out)
     if console is not None:
         print_report(analysis, console, brief)
         console.print(f"Report: {_display_path(out / 'report.md')}", soft_wrap=True)

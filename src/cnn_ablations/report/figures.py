@@ -11,9 +11,9 @@ from matplotlib.ticker import MaxNLocator
 from cnn_ablations.budget import unsettled
 from cnn_ablations.report.seeds import INCONCLUSIVE, RESOLVED
 from cnn_ablations.report.stats import Analysis
-from cnn_ablations.sweepdir import read_plan
 
 DPI = 120
+LABELS = {"val/acc": "val/acc %"}  # the curves' axis labels: accuracies in percent
 SHORT_VERDICTS = {
     RESOLVED: "resolved",
     INCONCLUSIVE: "inconclusive",
@@ -52,7 +52,7 @@ def plot_curve(curves: pd.DataFrame, metric: str, order: list[str], title: str, 
     else:
         _no_data(ax)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="epoch", ylabel=metric, title=title)
+    ax.set(xlabel="epoch", ylabel=LABELS.get(metric, metric), title=title)
     ax.grid(alpha=0.3)
     fig.savefig(path)
 
@@ -105,7 +105,7 @@ def plot_effects(analysis: Analysis, title: str, path: Path) -> None:
     effects = analysis.effects
     fig = Figure(figsize=(10, 1.6 + 0.42 * max(len(effects), 1)), dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
-    plan = read_plan(analysis.sweep.path)
+    plan = analysis.plan
     if plan:
         d = plan["halfwidth"]
         ax.axvspan(-d, d, color="tab:green", alpha=0.08, lw=0, label=f"within ±{d:g}")
@@ -137,14 +137,14 @@ def plot_effects(analysis: Analysis, title: str, path: Path) -> None:
 
 def write_figures(analysis: Analysis, out: Path) -> list[str]:
     """Write the report's figures into ``out``; return their file names."""
-    name = analysis.sweep.name
+    name = analysis.sweep.partition("/")[0]
     order = list(analysis.summary["condition"])
     figures = []
     if analysis.levels:
         plot_effects(analysis, f"{name}: effects on test accuracy", out / "effects.png")
         figures.append("effects.png")
     curves = analysis.curves
-    plot_curve(curves, "val/acc", order, f"{name}: validation accuracy", out / "val_acc.png")
+    plot_curve(curves, "val/acc", order, f"{name}: validation accuracy %", out / "val_acc.png")
     plot_curve(curves, "train/loss", order, f"{name}: train loss", out / "train_loss.png")
     plot_test_acc(analysis, f"{name}: test accuracy", out / "test_acc.png")
     return [*figures, "val_acc.png", "train_loss.png", "test_acc.png"]

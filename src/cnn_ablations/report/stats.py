@@ -1,5 +1,6 @@
-"""What a sweep's report computes: the study's budget, one row per job, the summary per
-condition, paired effects with their budget check, and for factorial sweeps two-way interactions.
+"""What a sweep's report computes from its runs table (``runs.csv``, report/runs.py): the
+study's budget, one row per ok job, the summary per condition, paired effects with their budget
+check, and for factorial sweeps two-way interactions.
 
 A *condition* is a job's levels of the sweep's factors (``variant=sigmoid``, or
 ``model.activation=relu,model.pool=max``); its seeds are replicates. Accuracies and effects are
@@ -7,40 +8,52 @@ in percent (points). Effects compare each level of a factor with the factor's re
 paired by seed.
 """
 
+import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
-from cnn_ablations.budget import CONVERGED, Budget, budget_of
+from cnn_ablations.budget import CONVERGED, Budget
 from cnn_ablations.overrides import SEED, override_key
 from cnn_ablations.report.budget_check import budget_check, paired_interval
 from cnn_ablations.report.claims import measured_claims
 from cnn_ablations.report.interactions import interactions
-from cnn_ablations.report.runs import UNSET
+from cnn_ablations.report.runs import CURVES, budget_from, factors_of, parsed, runs_frame
 from cnn_ablations.report.seeds import verdicts
 from cnn_ablations.sweepdir import Sweep, read_plan
 
 BASELINE = "baseline"
-METRICS = ["test/acc", "val/acc_best", "train/loss", "epochs", "params", "sec_per_epoch"]
-CURVE_METRICS = ["val/acc", "train/loss"]
-# per job, from its curve (percent): val/acc at epoch 1 and at the last epoch; the best val/acc at
-# half of its epochs and at the end
-JOB_CURVE_FIGURES = ["val_acc_epoch1", "val_acc_final", "val_mid", "val_end"]
+OK = "ok"  # a job's status once it finished
+# the jobs frame's metrics (accuracies in percent) <- their runs.csv columns
+METRICS = {
+    "test/acc": "test_acc",
+    "val/acc_best": "val_acc_best",
+    "train/loss": "train_loss",
+    "epochs": "epochs",
+    "params": "params",
+    "sec_per_epoch": "sec_per_epoch",
+    "lr": "lr",
+    "best_epoch": "best_epoch",
+    "val_acc_epoch1": "val_acc_epoch1",
+    "val_acc_final": "val_acc_final",
+    "val_mid": "val_acc_best_at_half",  # the budget check's inputs: the best val/acc at half of
+    "val_end": "val_acc_best_at_end",  # each job's epochs, and at its end
+}
 METRIC_AT_BUDGET = ["test/acc", "val_mid", "val_end"]  # the effects' metric, the budget check's
 REACHED = 0.95  # learning speed: epochs to reach this fraction of the baseline's best val/acc
 
 
 @dataclass
 class Analysis:
-    """Everything the report shows, computed from one sweep."""
+    """Everything the report shows, computed from one sweep's runs table (``runs.csv``)."""
 
-    sweep: Sweep
+    runs: pd.DataFrame  # one row per job, ok or not (report/runs.py)
+    plan: dict | None  # the seeds plan (adaptive_seeds), as seeds_plan.json holds it
     budget: Budget | None  # None: the jobs trained for different budgets
     jobs: pd.DataFrame  # one row per ok job: condition, seed, one column per factor, metrics
-    curves: pd.DataFrame  # per epoch and ok job: condition, seed, epoch, val/acc, train/loss
+    curves: pd.DataFrame  # per epoch and ok job: condition, seed, epoch, val/acc %, train/loss
     shared: list[str]  # overrides every ok job was given (left out of condition labels)
     levels: dict[str, list[str]]  # factor -> levels, reference first
     summary: pd.DataFrame
@@ -49,34 +62,28 @@ class Analysis:
     interactions: pd.DataFrame
     unpaired: list[str]  # one line per level whose seeds have no reference job to pair with
 
+    @property
+    def sweep(self) -> str:
+        """``<sweep name>/<its dir>``, e.g. ``lenet_ablation/2026-12-06_09-25-40``."""
+        return str(self.runs["sweep"].iloc[0]) if len(self.runs) else "(no jobs)"
 
-def study_budget(sweep: Sweep) -> Budget | None:
+    @property
+    def failed(self) -> pd.DataFrame:
+        """The jobs that are not ok: job, status, error."""
+        return self.runs.loc[self.runs["status"] != OK, ["job", "status", "error"]]
+
+
+def study_budget(runs: pd.DataFrame) -> Budget | None:
     """The one budget every ok job trained for; None if they differ or there are none."""
-    budgets = {budget_of(job.config, job.record.choices) for job in sweep.ok}
+    budgets = {budget_from(row) for _, row in runs[runs["status"] == OK].iterrows()}
     return budgets.pop() if len(budgets) == 1 else None
 
 
 # --- per job -----------------------------------------------------------------------------------
 
 
-def epoch_curves(csv_path: Path) -> pd.DataFrame:
-    """Per-epoch ``val/acc`` and ``train/loss`` from a CSVLogger file: last non-null per epoch."""
-    rows = pd.read_csv(csv_path).dropna(subset=["epoch"])
-    present = [m for m in CURVE_METRICS if m in rows.columns]
-    curves = rows.groupby("epoch")[present].last().reindex(columns=CURVE_METRICS)
-    curves.index = curves.index.astype(int)
-    return curves.reset_index()
-
-
-def running_best(val_acc: pd.Series, epoch: int) -> float:
-    """The best val/acc of the first ``epoch`` epochs (counted from 1): what a checkpoint kept at
-    that budget would score."""
-    values = val_acc.iloc[:epoch].dropna()
-    return float(values.max()) if len(values) else math.nan
-
-
-def job_rows(sweep: Sweep, budget: Budget | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One row per ok job and the per-epoch curves of the jobs that have a CSV.
+def job_rows(runs: pd.DataFrame, budget: Budget | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per ok job of a runs table and the per-epoch curves of the jobs that have them.
 
     A row: condition, seed, factor levels, final metrics (accuracies in percent), learning rate,
     best epoch, what stopped it, whether it hit the cap still improving (within ``patience``
@@ -84,45 +91,39 @@ def job_rows(sweep: Sweep, budget: Budget | None) -> tuple[pd.DataFrame, pd.Data
     epochs and at the end (the budget check's inputs).
     """
     patience = budget.patience if budget and budget.kind == CONVERGED else None
-    rows, curves = [], []
-    for job in sweep.ok:
-        levels = {key: job.level(key) or UNSET for key in sweep.factors}
-        condition = ",".join(f"{key}={value}" for key, value in levels.items()) or "(defaults)"
-        row = {"job": job.name, "condition": condition, SEED: job.seed, **levels}
-        metrics = job.metrics.named()
-        row |= {metric: metrics.get(metric) for metric in METRICS}
-        row["lr"] = (job.config.get("optimizer") or {}).get("lr")
-        row["best_epoch"] = job.metrics.best_epoch
-        row["stopped_by"] = job.metrics.stopped_by
-        csv_path = job.path / str(job.record.metrics_csv)
-        if job.record.metrics_csv and csv_path.is_file():
-            curve = epoch_curves(csv_path).assign(condition=condition, seed=job.seed)
-            val_acc = curve["val/acc"] * 100
-            trained = int(row["epochs"] or val_acc.notna().sum())
-            row["val_acc_epoch1"] = val_acc.iloc[0] if len(val_acc) else math.nan
-            row["val_acc_final"] = val_acc.iloc[trained - 1] if trained <= len(val_acc) else None
-            row["val_mid"] = running_best(val_acc, math.ceil(trained / 2))
-            row["val_end"] = running_best(val_acc, trained)
-            if row["best_epoch"] is None and val_acc.notna().any():
-                row["best_epoch"] = int(val_acc.idxmax()) + 1  # records before best_epoch
-            curves.append(curve)
-        row["still_improving"] = bool(
-            patience is not None
-            and row["stopped_by"] == "cap"
-            and row["best_epoch"] is not None
-            and row["best_epoch"] > (row["epochs"] or 0) - patience
-        )
-        rows.append(row)
-    numbers = [*METRICS, "lr", "best_epoch", *JOB_CURVE_FIGURES]
-    columns = ["job", "condition", SEED, *sweep.factors, *numbers, "stopped_by", "still_improving"]
-    frame = pd.DataFrame(rows, columns=columns)
-    frame[numbers] = frame[numbers].astype(float)
-    for metric in ("test/acc", "val/acc_best"):
-        frame[metric] *= 100
+    factors = factors_of(runs)
+    ok = runs[runs["status"] == OK]
+    frame = pd.DataFrame(
+        {
+            "job": ok["job"],
+            "condition": [
+                ",".join(f"{key}={row[key]}" for key in factors) or "(defaults)"
+                for _, row in ok.iterrows()
+            ],
+            SEED: ok[SEED].astype(int),
+            **{key: ok[key] for key in factors},
+            **{metric: ok[column].astype(float) for metric, column in METRICS.items()},
+            "stopped_by": ok["stopped_by"],
+        }
+    ).reset_index(drop=True)
+    capped = frame["stopped_by"] == "cap"
+    frame["still_improving"] = (
+        capped & (frame["best_epoch"] > frame["epochs"].fillna(0) - patience)
+        if patience is not None
+        else False
+    )
+    curves = []
+    for row, val_acc, train_loss in zip(
+        frame.itertuples(), ok[CURVES["val/acc"]], ok[CURVES["train/loss"]], strict=True
+    ):
+        if isinstance(val_acc, str):
+            values = {"val/acc": json.loads(val_acc), "train/loss": json.loads(train_loss)}
+            curve = pd.DataFrame({"epoch": range(len(values["val/acc"])), **values})
+            curves.append(curve.assign(condition=row.condition, seed=getattr(row, SEED)))
     curve_frame = (
         pd.concat(curves, ignore_index=True)
         if curves
-        else pd.DataFrame(columns=["condition", SEED, "epoch", *CURVE_METRICS])
+        else pd.DataFrame(columns=["condition", SEED, "epoch", *CURVES])
     )
     return frame, curve_frame
 
@@ -132,7 +133,7 @@ def epochs_to_reach(curves: pd.DataFrame, jobs: pd.DataFrame, target: float) -> 
     ``target`` percent; NaN if it never does."""
     reached = {}
     for (condition, seed), curve in curves.groupby(["condition", SEED]):
-        hits = curve.index[curve["val/acc"] * 100 >= target]
+        hits = curve.index[curve["val/acc"] >= target]
         reached[condition, seed] = float(curve.loc[hits[0], "epoch"]) + 1 if len(hits) else math.nan
     return pd.Series(
         [reached.get((c, s), math.nan) for c, s in zip(jobs["condition"], jobs[SEED], strict=True)],
@@ -146,35 +147,23 @@ def reference_condition(levels: dict[str, list[str]]) -> str:
     return ",".join(f"{key}={ordered[0]}" for key, ordered in levels.items()) or "(defaults)"
 
 
-def shared_overrides(sweep: Sweep) -> list[str]:
-    """Overrides (the seed aside) that every ok job was given, less where its files went
-    (``paths.*``: a path of the machine it ran on, not a setting of the study)."""
-    if not sweep.ok:
+def shared_overrides(runs: pd.DataFrame) -> list[str]:
+    """Overrides (the seed aside) that every ok job was given (runs.csv leaves out ``paths.*``,
+    where its files went)."""
+    given = [json.loads(o) for o in runs.loc[runs["status"] == OK, "overrides"]]
+    if not given:
         return []
-    common = set.intersection(*(set(job.overrides) for job in sweep.ok))
-    first = sweep.ok[0].overrides
-    return [
-        o for o in first if o in common and override_key(o) != SEED and not o.startswith("paths.")
-    ]
+    common = set.intersection(*(set(overrides) for overrides in given))
+    return [o for o in given[0] if o in common and override_key(o) != SEED]
 
 
-def _natural_key(level: str) -> tuple:
-    try:
-        return (0, float(level), "")
-    except ValueError:
-        return (1, 0.0, level)
-
-
-def factor_levels(sweep: Sweep, jobs: pd.DataFrame) -> dict[str, list[str]]:
-    """Levels of each factor, reference first: ``baseline`` if it is a level, else the first
-    level the sweep lists, else the first in sorted order (numbers numerically)."""
+def factor_levels(runs: pd.DataFrame, jobs: pd.DataFrame) -> dict[str, list[str]]:
+    """Levels of each factor among ``jobs``, reference first: ``baseline`` if it is a level, else
+    in the order of the runs table (the order the sweep lists them in: report/runs.py)."""
     levels = {}
-    for key in sweep.factors:
+    for key in factors_of(runs):
         found = set(jobs[key])
-        listed = sweep.swept.get(key, [])
-        ordered = [lv for lv in listed if lv in found] + sorted(
-            found - set(listed), key=_natural_key
-        )
+        ordered = [lv for lv in dict.fromkeys(runs[key]) if lv in found]
         if BASELINE in found:
             ordered = [BASELINE] + [lv for lv in ordered if lv != BASELINE]
         levels[key] = ordered
@@ -313,27 +302,33 @@ def design(levels: dict[str, list[str]]) -> str:
 
 
 def analyse(sweep: Sweep) -> Analysis:
-    """The budget, summary, effects, claims and interactions of ``sweep``'s ok jobs."""
-    budget = study_budget(sweep)
-    jobs, curves = job_rows(sweep, budget)
-    levels = factor_levels(sweep, jobs)
+    """:func:`analyse_runs` of a sweep's records (its runs table and seeds_plan.json)."""
+    return analyse_runs(parsed(runs_frame(sweep)), read_plan(sweep.path))
+
+
+def analyse_runs(runs: pd.DataFrame, plan: dict | None) -> Analysis:
+    """The budget, summary, effects, claims and interactions of a runs table's ok jobs;
+    ``plan``: its seeds plan (None: the seeds were listed)."""
+    budget = study_budget(runs)
+    jobs, curves = job_rows(runs, budget)
+    levels = factor_levels(runs, jobs)
     baseline_best = jobs.loc[jobs["condition"] == reference_condition(levels), "val/acc_best"]
     jobs["epochs_to_reach"] = epochs_to_reach(curves, jobs, REACHED * baseline_best.mean())
     differences = {(f, lv): d for f, lv, _, d in paired_differences(jobs, levels)}
-    plan = read_plan(sweep.path)
     halfwidth = plan["halfwidth"] if plan else None
     checked = budget is None or not budget.annealed  # annealed: a pilot checks it (docs)
     main_effects = verdicts(effects(jobs, levels, halfwidth, checked), differences, plan)
     return Analysis(
-        sweep=sweep,
+        runs=runs,
+        plan=plan,
         budget=budget,
         jobs=jobs,
         curves=curves,
-        shared=shared_overrides(sweep),
+        shared=shared_overrides(runs),
         levels=levels,
         summary=summarize(jobs),
         effects=main_effects,
-        claims=measured_claims(sweep, jobs, main_effects, budget),
+        claims=measured_claims(runs, jobs, main_effects, budget),
         interactions=interactions(jobs, levels),
         unpaired=unpaired_seeds(jobs, levels),
     )

@@ -178,12 +178,8 @@ class AdaptiveSeedsSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> list:
         from cnn_ablations.errors import ConfigError
         from cnn_ablations.report import seeds as stein
-        from cnn_ablations.report.stats import (
-            factor_levels,
-            job_rows,
-            paired_differences,
-            study_budget,
-        )
+        from cnn_ablations.report.planning import seeds_plan
+        from cnn_ablations.report.runs import parsed, runs_frame
         from cnn_ablations.sweepdir import PLAN_FILE, load_sweep, save_multirun
 
         keys, conditions, listed = self._grid(list(arguments))
@@ -210,11 +206,7 @@ class AdaptiveSeedsSweeper(Sweeper):
         returns = self._launch([self._with_seed(conditions[c], s) for c, s in todo])
 
         sweep = load_sweep(sweep_dir)
-        jobs, _ = job_rows(sweep, study_budget(sweep))
-        jobs = jobs[jobs["seed"].isin(stage1)]
-        plan = stein.plan_seeds(
-            paired_differences(jobs, factor_levels(sweep, jobs)), later, self.halfwidth, self.cap
-        )
+        plan = seeds_plan(parsed(runs_frame(sweep)), pool, self.first, self.halfwidth, self.cap)
         needed = {c: set(stage1) for c in conditions}
         for effect in plan:
             position = keys.index(effect.factor)
