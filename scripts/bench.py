@@ -10,14 +10,17 @@ a  ``plain``    a hand-written PyTorch loop over pre-normalised float tensors (i
 l  ``lightning`` a reference for what Lightning itself costs: the least LightningModule (the same
                 net, cross-entropy, Adam, the same validation pass) fed (a)'s tensors, under a
                 ``pl.Trainer`` with no logger, callbacks or metrics (torch defaults, as (a)).
-b  ``project``  what ``python -m cnn_ablations.train`` runs: ``Classifier`` + ``ImageDataModule``
-                + ``pl.Trainer`` from ``conf/trainer/cpu.yaml`` (deterministic, 32-bit,
-                log_every_n_steps 10, validation every epoch), the CSV logger of
-                ``conf/logger/csv.yaml`` and the default callbacks (ModelCheckpoint best + last,
-                LR monitor) without progress bar and model summary.
+b  ``project``  what ``python -m cnn_ablations.train`` runs, made by the same ``build()`` (the
+                core's: ``cnn_ablations.build``) from the composed ``conf/train.yaml``:
+                ``Classifier`` + ``ImageDataModule`` + ``pl.Trainer`` from
+                ``conf/trainer/cpu.yaml`` (deterministic, 32-bit, log_every_n_steps 10,
+                validation every epoch), its scheduler, the CSV logger of ``conf/logger/csv.yaml``
+                and the default callbacks (ModelCheckpoint best + last, LR monitor) without
+                progress bar and model summary. What the harness adds to a job (its record, W&B,
+                resume) is outside the epochs timed.
 c  ``pil``      the usual torchvision pipeline: a Dataset returning one PIL image per sample ->
                 ``ToTensor`` -> ``Normalize``, ``DataLoader(shuffle=True, num_workers=0|2)``,
-                under the same Trainer, callbacks, logger and ``Classifier``.
+                under the same ``build()``'s Trainer, callbacks, logger and ``Classifier``.
 
 Every fit runs one warm-up epoch (not timed) and then ``--epochs`` timed epochs; each pipeline is
 fitted ``--repeats`` times, and the median epoch is reported. An epoch is everything from one
@@ -51,7 +54,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from cnn_ablations.module import NVML_CUDA_CHECK
+from cnn_ablations.fast_cpu import NVML_CUDA_CHECK
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
@@ -313,46 +316,33 @@ def run_lightning_and_plain(data: BenchData, cfg, seed: int) -> tuple[list[float
 
 
 # -- (b) the project, as `python -m cnn_ablations.train` runs it -------------------------------
-def _trainer(cfg, timer):
-    import hydra
+@contextlib.contextmanager
+def _project_parts(data: BenchData, cfg, seed: int, timer: pl.Callback):
+    """The core's ``build`` of ``cfg`` on the bench's data (registered as a dataset, so setup()
+    takes the user's code path), at ``seed``, with ``timer`` among its callbacks."""
+    from omegaconf import open_dict
 
-    logger = hydra.utils.instantiate(cfg.logger.csv)
-    callbacks = [timer] + [hydra.utils.instantiate(c) for c in cfg.callbacks.values()]
-    return hydra.utils.instantiate(cfg.trainer, logger=[logger], callbacks=callbacks)
+    from cnn_ablations.build import build
+    from cnn_ablations.data import datasets
 
-
-def _classifier(cfg, net):
-    from cnn_ablations.module import Classifier
-
-    return Classifier(
-        net,
-        optimizer=make_optimizer_factory(cfg),
-        num_classes=cfg.data.num_classes,
-        compile_net=False,
-        channels_last=False,
-    )
+    name = f"bench_{data.name}"
+    datasets.DATASETS[name] = lambda root: data.splits
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.data.dataset, cfg.seed = name, seed
+    try:
+        with _restore_torch_state(), _quiet():
+            yield build(cfg, callbacks=[timer])
+    finally:
+        datasets.DATASETS.pop(name, None)
 
 
 def run_project_and_plain(data: BenchData, cfg, seed: int) -> tuple[list[float], list[float]]:
     """Epoch times of (b) and, interleaved with them, of (a): ``(b_times, a_times)``."""
-    import hydra
-
-    from cnn_ablations.data import datasets
-
-    name = f"bench_{data.name}"
-    datasets.DATASETS[name] = lambda root: data.splits  # so setup() takes the user's code path
-    try:
-        plain = PlainLoop(data, cfg, seed)
-        torch.manual_seed(seed)
-        datamodule = hydra.utils.instantiate(cfg.data, dataset=name)
-        datamodule.setup()
-        model = _classifier(cfg, make_net(cfg))
-        timer = InterleavedPlainEpochs(plain)
-        with _restore_torch_state(), _quiet():
-            trainer = _trainer(cfg, timer)
-            trainer.fit(model, datamodule=datamodule)
-    finally:
-        datasets.DATASETS.pop(name, None)
+    plain = PlainLoop(data, cfg, seed)
+    timer = InterleavedPlainEpochs(plain)
+    with _project_parts(data, cfg, seed, timer) as parts:
+        parts.trainer.fit(parts.model, datamodule=parts.datamodule)
     return timer.epochs, timer.plain_epochs
 
 
@@ -396,12 +386,9 @@ def run_pil(data: BenchData, cfg, epochs: int, seed: int, workers: int) -> list[
         shuffle=False,
         num_workers=workers,
     )
-    torch.manual_seed(seed)
-    model = _classifier(cfg, make_net(cfg))
     timer = EpochTimer()
-    with _restore_torch_state(), _quiet():
-        trainer = _trainer(cfg, timer)
-        trainer.fit(model, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    with _project_parts(data, cfg, seed, timer) as parts:
+        parts.trainer.fit(parts.model, train_dataloaders=train_loader, val_dataloaders=val_loader)
     return timer.epochs
 
 

@@ -6,6 +6,7 @@ is missing runs everywhere.
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 from tests.conftest import FAST, only_run_dir, results
@@ -86,19 +87,52 @@ def test_the_d2l_preset_lands_near_the_books_lenet(cli, tmp_path):
     assert 0.74 <= results(only_run_dir(tmp_path))["metrics"]["test/acc"] <= 0.85
 
 
-def test_lr_selection_chooses_per_condition_on_validation(cli, tmp_path):
+def test_lr_selection_is_a_stage_of_the_sweep_with_one_job_per_trial(cli, tmp_path):
     from tests.conftest import TINY, run_dirs
 
-    args = ["-m", *TINY, "variant=baseline,sigmoid", "seed=0,1", "lr_selection.enabled=true"]
-    assert cli(*args, "lr_selection.factors=[0.1,10]").returncode == 0
+    args = ["-m", *TINY, "hydra/sweeper=adaptive_seeds", "hydra.sweeper.first=2",
+            "hydra.sweeper.max=2", "variant=baseline,sigmoid", "seed=0,1",
+            "lr_selection.enabled=true", "lr_selection.factors=[0.1,10]"]  # fmt: skip
+    result = cli(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
     jobs = {d.name: results(d) for d in run_dirs(tmp_path, "sweeps")}
+    assert set(jobs) == {f"variant={v},seed={s}" for v in ("baseline", "sigmoid") for s in (0, 1)}
+    (sweep_dir,) = {d.parent for d in run_dirs(tmp_path, "sweeps")}
+    summary = pd.read_csv(sweep_dir / "report" / "summary.csv").set_index("condition")
     for variant in ("baseline", "sigmoid"):
-        (choice_file,) = tmp_path.glob(f"outputs/sweeps/*/*/lr_selection/variant={variant}.json")
-        choice = json.loads(choice_file.read_text())
-        assert [t["lr"] for t in choice["trials"]] == pytest.approx([1e-4, 1e-2])
+        # stage 0: one job per rate, at the selection's seed, trained and validated only
+        trials = [results(sweep_dir / "lr_selection" / f"variant={variant},lr_factor={factor}")
+                  for factor in (0.1, 10)]  # fmt: skip
+        for trial, factor in zip(trials, (0.1, 10), strict=True):
+            assert (trial["status"], trial["seed"]) == ("ok", 12345)
+            assert trial["config"]["optimizer"]["lr"] == pytest.approx(1e-3 * factor)
+            assert trial["config"]["callbacks"] == {} and trial["config"]["logger"] == {}
+            assert "test/acc" not in trial["metrics"]
+        choice = json.loads((sweep_dir / "lr_selection" / f"variant={variant}.json").read_text())
+        assert choice["trials"] == [
+            {
+                "lr": t["config"]["optimizer"]["lr"],
+                "val/acc_best": 100 * t["metrics"]["val/acc_best"],
+            }
+            for t in trials
+        ]
         best = max(choice["trials"], key=lambda t: t["val/acc_best"])
         assert choice["lr"] == best["lr"]
-        for seed in (0, 1):  # every seed of the condition trained at the chosen rate
+        for seed in (0, 1):  # every seed of the condition trained at the rate handed to it
             record = jobs[f"variant={variant},seed={seed}"]
-            assert record["lr_selection"] == choice
+            assert f"optimizer.lr={choice['lr']!r}" in record["overrides"]
             assert record["config"]["optimizer"]["lr"] == choice["lr"]
+            assert record["lr_selection"] == choice
+        assert summary.loc[f"variant={variant}", "lr_mean"] == choice["lr"]  # the report's lr
+
+
+def test_lr_selection_outside_adaptive_seeds_is_refused_before_any_job(cli, tmp_path):
+    from tests.conftest import TINY
+
+    single = cli(*TINY, "lr_selection.enabled=true")
+    assert single.returncode == 2
+    assert "a stage of hydra/sweeper=adaptive_seeds" in single.stderr_lines[-1]
+    basic = cli("-m", *TINY, "seed=0,1", "lr_selection.enabled=true")
+    assert basic.returncode == 2
+    assert "a stage of hydra/sweeper=adaptive_seeds" in basic.stderr_lines[-1]
+    assert not list(tmp_path.glob("outputs/sweeps/*/*/*/results.json"))

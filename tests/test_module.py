@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from tests.conftest import bare_trainer
 
 from cnn_ablations.data.loader import EpochSampler, TensorBatchLoader
+from cnn_ablations.fast_cpu import NVML_CUDA_CHECK, FastCpuFit
 from cnn_ablations.models.lenet5 import LeNet5
-from cnn_ablations.module import NVML_CUDA_CHECK, Classifier
+from cnn_ablations.module import Classifier
 
 
 def _frozen_classifier() -> Classifier:
@@ -50,7 +51,9 @@ def test_cpu_fit_skips_the_per_step_nvml_probe_and_restores_it(tmp_path, monkeyp
     # Lightning sets the variable at import; with it, Adam asks NVML for GPUs on every step
     monkeypatch.setenv(NVML_CUDA_CHECK, "1")
     probe = _EnvDuringFit()
-    trainer = bare_trainer(tmp_path, max_epochs=1, limit_val_batches=0, callbacks=[probe])
+    trainer = bare_trainer(
+        tmp_path, max_epochs=1, limit_val_batches=0, callbacks=[FastCpuFit(), probe]
+    )
     trainer.fit(_frozen_classifier(), train_dataloaders=_loader(64, 32))
     assert probe.seen is None
     assert os.environ.get(NVML_CUDA_CHECK) == "1"
@@ -67,7 +70,9 @@ def test_a_failed_fit_puts_the_process_settings_back_too(tmp_path, monkeypatch):
     monkeypatch.setenv(NVML_CUDA_CHECK, "1")
     monkeypatch.setattr(torch.utils.deterministic, "fill_uninitialized_memory", True)
     probe = _FailMidFit()
-    trainer = bare_trainer(tmp_path, max_epochs=1, limit_val_batches=0, callbacks=[probe])
+    trainer = bare_trainer(
+        tmp_path, max_epochs=1, limit_val_batches=0, callbacks=[FastCpuFit(), probe]
+    )
     with pytest.raises(RuntimeError, match="a failure mid-fit"):
         trainer.fit(_frozen_classifier(), train_dataloaders=_loader(64, 32))
     assert (probe.seen, probe.fill) == (None, False)  # changed during the fit

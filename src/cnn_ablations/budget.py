@@ -11,8 +11,6 @@ line name it.
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import pandas as pd
-
 CONVERGED, SPEED = "converged", "speed"  # the two questions a study's budget answers
 MONITORS = ("val/acc", "val/loss")  # what early stopping may watch: held-out metrics per epoch
 
@@ -43,11 +41,6 @@ class Budget:
             stopping = f"early stopping on {self.monitor}, patience {self.patience}{delta}"
             return f"at convergence: {stopping}, cap {self.epochs} epochs"
         return f"learning speed: fixed {self.epochs} epochs"
-
-
-def unsettled(settled) -> bool:
-    """An effect's budget check found it still moving (``settled`` False, not None or NaN)."""
-    return not pd.isna(settled) and not settled
 
 
 def budget_of(config: Mapping, choices: Mapping | None = None) -> Budget:

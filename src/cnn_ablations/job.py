@@ -23,16 +23,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationKeyError
 
-from cnn_ablations.errors import (
-    EXIT_CONFIG,
-    ConfigError,
-    JobFailed,
-    RunEnded,
-    describe_hydra_error,
-    disk_full,
-    exit_code,
-    one_line,
-)
+from cnn_ablations.errors import EXIT_CONFIG, ConfigError, JobFailed, disk_full, one_line
+from cnn_ablations.outcome import RunEnded, describe_hydra_error, exit_code
 from cnn_ablations.overrides import SEED, differing, override_key, task_overrides
 from cnn_ablations.progress import duration_text, parallel_jobs, sweep_progress
 from cnn_ablations.record import Metrics, RunRecord, UnreadableRecord

@@ -1,80 +1,110 @@
-"""Per-condition learning-rate selection on the validation split: ``lr_selection.enabled=true``.
+"""Per-condition learning-rate selection on the validation split, a stage of
+``hydra/sweeper=adaptive_seeds``: ``lr_selection.enabled=true``.
 
 One learning rate for every variant favours those it suits: at Adam's 1e-3 a sigmoid LeNet-5
 learns slowly where a ReLU one converges, and a fixed budget then reads "learns slower" as "ends
-worse". With selection on, each condition (its swept overrides without the seed) first trains one
-short fit per rate in ``lr_selection.factors`` x ``optimizer.lr``, from a seed of its own, and
-keeps the rate with the best validation accuracy; every seed of the condition then trains at that
-rate. The test split plays no part. The first job of a condition chooses; the others read its
-choice from ``<sweep dir>/lr_selection/<condition>.json``. ``results.json`` records the trials.
+worse". With selection on, the sweeper first runs, for each condition (its swept overrides
+without the seed), one trial job per factor in ``lr_selection.factors``: the condition at the
+selection's own seed for ``lr_selection.epochs`` epochs with ``lr_selection.trial=<factor>``,
+which makes the job a trial (:func:`as_trial`: ``optimizer.lr`` times the factor, no logger,
+callbacks, checkpoints or test). Each trial is a job with its results.json, in
+``<sweep>/lr_selection/<condition>,lr_factor=<factor>/``. The sweeper keeps the rate with the
+best validation accuracy in ``<sweep>/lr_selection/<condition>.json`` and gives every job of the
+condition ``optimizer.lr=<that rate>``; each job's results.json records the choice. The test
+split plays no part.
 """
 
-import copy
 import json
-import logging
 import os
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from cnn_ablations.build import build
-from cnn_ablations.job import Identity
+from cnn_ablations.errors import ConfigError, check_number
+from cnn_ablations.record import RunRecord
 
-log = logging.getLogger(__name__)
-
-
-def _choice_file(identity: Identity, output_dir: Path) -> Path:
-    if not identity.multirun:
-        return output_dir / "lr_selection.json"
-    name = identity.condition or "all"
-    return Path(HydraConfig.get().sweep.dir) / "lr_selection" / f"{name}.json"
+CHOICES_DIR = "lr_selection"  # under the sweep dir: the trial jobs and each condition's choice
+STAGE = "hydra/sweeper=adaptive_seeds"  # the sweeper that runs the trials
 
 
-def trial_fit(
-    cfg: DictConfig, lr: float, epochs: int, identity: Identity, output_dir: Path
-) -> float:
-    """Best validation accuracy (percent) of a short fit at ``lr``, built as the job itself is
-    (``build``) but with no loggers, callbacks, checkpoints or bar, from the selection's seed."""
-    trial = copy.deepcopy(cfg)
-    with open_dict(trial):
-        trial.seed = cfg.lr_selection.seed  # the data order follows (data.seed: ${seed})
-        trial.optimizer.lr = lr
-        trial.trainer.max_epochs = epochs
-        trial.trainer.enable_checkpointing = False
-        trial.trainer.enable_progress_bar = False
-        trial.trainer.enable_model_summary = False
-        trial.logger, trial.callbacks = {}, {}
-        trial.resume, trial.ckpt_path = False, None
-    parts = build(trial, identity, output_dir)
-    parts.trainer.fit(parts.model, datamodule=parts.datamodule)
-    return 100 * float(parts.trainer.callback_metrics["val/acc_best"])
+def trial_jobs(condition: list[str], name: str, selection: DictConfig, epochs: int) -> list:
+    """The override lists of one condition's trial jobs (``condition``: its overrides, any
+    seed among them; ``name``: its label, e.g. ``variant=tanh``)."""
+    kept = [o for o in condition if o.split("=", 1)[0] != "seed"]
+    return [
+        [
+            *kept,
+            f"seed={selection.seed}",
+            f"trainer.max_epochs={selection.epochs or epochs}",
+            f"lr_selection.trial={factor}",
+            f"hydra.sweep.subdir='{CHOICES_DIR}/{name},lr_factor={factor}'",
+        ]
+        for factor in selection.factors
+    ]
 
 
-def select_lr(cfg: DictConfig, identity: Identity, output_dir: Path) -> dict:
-    """The condition's learning rate and its trials, chosen here or read from its first job."""
-    path = _choice_file(identity, output_dir)
+def as_trial(cfg: DictConfig) -> None:
+    """Make ``cfg`` (``lr_selection.trial=<factor>``) its trial: ``optimizer.lr`` times the
+    factor, trained without loggers, callbacks, checkpoints, progress bar or test."""
+    check_number("lr_selection.trial", cfg.lr_selection.trial, above=0)
+    with open_dict(cfg):
+        cfg.optimizer.lr = float(cfg.optimizer.lr) * float(cfg.lr_selection.trial)
+        cfg.trainer.enable_checkpointing = False
+        cfg.trainer.enable_progress_bar = False
+        cfg.trainer.enable_model_summary = False
+        cfg.logger, cfg.callbacks = {}, {}
+        cfg.test, cfg.ckpt_path = False, None
+
+
+def choice_file(sweep_dir: Path, name: str) -> Path:
+    return Path(sweep_dir) / CHOICES_DIR / f"{name}.json"
+
+
+def choose(sweep_dir: Path, name: str, selection: DictConfig) -> dict:
+    """The condition's rate: the one of its ok trial jobs with the best val/acc_best (the first
+    on a tie, in the order of the factors), written to its choice file (kept if it exists)."""
+    path = choice_file(sweep_dir, name)
     if path.is_file():
-        choice = json.loads(path.read_text())
-        log.info("lr_selection: lr %g, as chosen for this condition", choice["lr"])
-        return choice
-    epochs = cfg.lr_selection.epochs or cfg.trainer.max_epochs
-    trials = []
-    for factor in cfg.lr_selection.factors:
-        lr = float(cfg.optimizer.lr) * float(factor)
-        best_val = trial_fit(cfg, lr, epochs, identity, output_dir)
-        trials.append({"lr": lr, "val/acc_best": best_val})
-        log.info("lr_selection: lr %g -> best val/acc %.2f%%", lr, trials[-1]["val/acc_best"])
+        return json.loads(path.read_text())
+    trials, epochs = [], None
+    for factor in selection.factors:
+        job_dir = path.parent / f"{name},lr_factor={factor}"
+        record = RunRecord.load(job_dir)
+        if record is None or record.status != "ok" or record.metrics is None:
+            continue
+        epochs = record.config["trainer"]["max_epochs"]
+        trial = {"lr": record.config["optimizer"]["lr"]}
+        trials.append(trial | {"val/acc_best": 100 * record.metrics.val_acc_best})
+    if not trials:
+        raise ConfigError(
+            f"lr_selection: every trial of {name} failed (their results.json under "
+            f"{path.parent}/{name},lr_factor=*); change lr_selection.factors or optimizer.lr"
+        )
     best = max(trials, key=lambda trial: trial["val/acc_best"])
-    choice = {
-        "lr": best["lr"],
-        "trials": trials,
-        "seed": cfg.lr_selection.seed,
-        "epochs": epochs,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # parallel jobs may race: same result
+    choice = {"lr": best["lr"], "trials": trials, "seed": selection.seed, "epochs": epochs}
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(choice, indent=2) + "\n")
     os.replace(tmp, path)
-    log.info("lr_selection: chose lr %g", choice["lr"])
+    return choice
+
+
+def chosen(cfg: DictConfig, condition: str) -> dict:
+    """In a job of a sweep with ``lr_selection.enabled``: its condition's choice, which the
+    sweeper made before stage 1 and passed as ``optimizer.lr``."""
+    hydra_cfg = HydraConfig.get()
+    how = f"its rates are tried in a stage of {STAGE}: sweep with it, or drop lr_selection.enabled"
+    if hydra_cfg.mode.name != "MULTIRUN":
+        raise ConfigError(
+            f"lr_selection.enabled=true chooses optimizer.lr per condition of a sweep; {how}"
+        )
+    path = choice_file(Path(hydra_cfg.sweep.dir), condition or "all")
+    if not path.is_file():
+        raise ConfigError(f"lr_selection.enabled=true but {path} does not exist; {how}")
+    choice = json.loads(path.read_text())
+    if float(cfg.optimizer.lr) != choice["lr"]:
+        raise ConfigError(
+            f"optimizer.lr={cfg.optimizer.lr} is not the rate chosen for {condition} "
+            f"({choice['lr']}, {path}); give optimizer.lr={choice['lr']} or rerun the sweep"
+        )
     return choice

@@ -11,7 +11,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from cnn_ablations import CONF_DIR, CONFIG_NAME, resolvers
-from cnn_ablations.errors import EXIT_CONFIG, EXIT_FAILED, ConfigError, RunEnded, check_wandb_name
+from cnn_ablations.errors import EXIT_CONFIG, EXIT_FAILED, ConfigError, check_wandb_name
+from cnn_ablations.outcome import RunEnded
 from cnn_ablations.overrides import repeated_level
 from cnn_ablations.signals import wait_for_records
 from cnn_ablations.sweepdir import load_sweep
@@ -54,9 +55,19 @@ class DataCheck(Callback):
 
 class GridCheck(Callback):
     """A grid that lists one value twice (``seed=0,0``, ``optimizer.lr=1e-3,0.001``) stops
-    before any job, with one line and exit 2: its two jobs would write into one dir."""
+    before any job, with one line and exit 2: its two jobs would write into one dir. So does
+    ``lr_selection.enabled`` with a sweeper that does not run its trials (adaptive_seeds does)."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        selection = config.get("lr_selection") or {}
+        sweeper = str(config.hydra.sweeper.get("_target_", ""))
+        if selection.get("enabled") and not sweeper.endswith("AdaptiveSeedsSweeper"):
+            raise RunEnded(
+                EXIT_CONFIG,
+                "error: lr_selection.enabled=true: the learning-rate trials are a stage of "
+                "hydra/sweeper=adaptive_seeds (before its stage 1), not of this sweeper; add "
+                "hydra/sweeper=adaptive_seeds, or drop lr_selection.enabled",
+            )
         specs = [str(o) for o in config.hydra.overrides.task]
         specs += [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
         repeated = repeated_level(specs)

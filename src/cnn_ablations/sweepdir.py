@@ -47,15 +47,24 @@ def _unreadable(path: Path, err: Exception, written_by: str) -> ConfigError:
     )
 
 
-def _sweep_hydra_config(sweep_dir: Path) -> DictConfig | None:
-    """The ``hydra`` node of a sweep's ``multirun.yaml``, or None if there is no file."""
+def _multirun_config(sweep_dir: Path) -> DictConfig | None:
+    """A sweep's ``multirun.yaml`` (its config and ``hydra`` node), or None if there is none."""
     path = Path(sweep_dir) / MULTIRUN_FILE
     if not path.is_file():
         return None
     try:
-        return OmegaConf.load(path).hydra
+        config = OmegaConf.load(path)
+        if not isinstance(config, DictConfig) or "hydra" not in config:
+            raise ValueError("it has no hydra node")
+        return config
     except Exception as err:  # yaml's, OmegaConf's or the disk's: all mean unreadable
         raise _unreadable(path, err, "Hydra when the sweep starts") from None
+
+
+def _sweep_hydra_config(sweep_dir: Path) -> DictConfig | None:
+    """The ``hydra`` node of a sweep's ``multirun.yaml``, or None if there is no file."""
+    config = _multirun_config(sweep_dir)
+    return None if config is None else config.hydra
 
 
 def _levels(hydra_cfg: DictConfig) -> dict[str, list[str]]:
@@ -174,6 +183,7 @@ class Sweep:
     jobs: list[Job]
     swept: dict[str, list[str]] = field(default_factory=dict)
     first_seeds: int | None = None  # planned seeds (adaptive_seeds): how many in stage 1
+    trials: int = 0  # learning-rate trial jobs per condition before stage 1 (lr_selection)
 
     @property
     def name(self) -> str:
@@ -198,12 +208,14 @@ class Sweep:
     @property
     def planned_size(self) -> int:
         """How many jobs the sweep runs: its grid; with planned seeds (adaptive_seeds), every
-        condition at the stage-1 seeds, plus stage 2's jobs once planned."""
+        condition's learning-rate trials and its stage-1 seeds, plus stage 2's jobs once
+        planned."""
         if self.first_seeds is None:
             return self.grid_size
         conditions = self.grid_size // max(len(self.swept.get(SEED, [])), 1)
         plan = read_plan(self.path)
-        return conditions * self.first_seeds + (len(plan["stage2_jobs"]) if plan else 0)
+        stage2 = len(plan["stage2_jobs"]) if plan else 0
+        return conditions * (self.trials + self.first_seeds) + stage2
 
     @cached_property
     def factors(self) -> list[str]:
@@ -241,11 +253,13 @@ def load_sweep(sweep_dir: Path | str, started: bool = False) -> Sweep:
     if not job_dirs and not started:
         raise ConfigError(f"{path} holds no jobs (no subdirectory with results.json or .hydra/)")
     jobs = [_job(p) for p in job_dirs]
-    hydra_cfg = _sweep_hydra_config(path)
-    if hydra_cfg is None:
+    config = _multirun_config(path)
+    if config is None:
         return Sweep(path, jobs)
+    hydra_cfg, selection = config.hydra, config.get("lr_selection")
     first = hydra_cfg.sweeper.get("first")
-    return Sweep(path, jobs, _levels(hydra_cfg), None if first is None else int(first))
+    trials = len(selection.factors) if selection and selection.get("enabled") else 0
+    return Sweep(path, jobs, _levels(hydra_cfg), None if first is None else int(first), trials)
 
 
 def default_output_root() -> Path:

@@ -1,6 +1,7 @@
 """Train and test one configuration: ``python -m cnn_ablations.train [overrides]`` (or ``-m``).
 
-A job is one pass: compose (Hydra) -> validate -> build -> fit -> test -> ``results.json``,
+A job is one pass: compose (Hydra) -> validate -> build (the core's ``build``, through
+``runner.prepare``) -> fit -> test -> ``results.json``,
 inside :func:`cnn_ablations.job.task_wrapper`, which records the outcome. :func:`main` turns
 outcomes into one stderr line and an exit code: 0 ok, 1 failed, 2 a bad setting or input file,
 and for an interruption 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP). A multirun goes
@@ -9,7 +10,6 @@ on past failed jobs and exits 1 at the end if any failed.
 
 import argparse
 import logging
-import math
 import multiprocessing
 import os
 import sys
@@ -23,26 +23,18 @@ import hydra
 import rich
 import rich.syntax
 import rich.tree
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from cnn_ablations import CONF_DIR, CONFIG_NAME, resolvers
-from cnn_ablations.build import Parts, build
-from cnn_ablations.errors import (
-    EXIT_CONFIG,
-    RunEnded,
-    describe_hydra_error,
-    exit_code,
-    rejected_settings,
-)
+from cnn_ablations.errors import EXIT_CONFIG
 from cnn_ablations.job import Attempt, task_wrapper
-from cnn_ablations.lr_select import select_lr
+from cnn_ablations.lr_select import as_trial, chosen
+from cnn_ablations.outcome import RunEnded, describe_hydra_error, exit_code
 from cnn_ablations.overrides import RESUME, override_key, value_of, with_saved
-from cnn_ablations.progress import parallel_jobs
-from cnn_ablations.record import Compute, LrSelection, Metrics
+from cnn_ablations.record import LrSelection, Metrics
+from cnn_ablations.runner import compute_facts, fit_and_test, prepare
 from cnn_ablations.signals import Stopped, interrupt_name, received, stop_on_signals
 from cnn_ablations.sweepdir import saved_overrides
 from cnn_ablations.validate import validate_config
@@ -64,96 +56,28 @@ def print_config_tree(cfg: DictConfig) -> None:
     rich.print(tree)
 
 
-def fit_and_test(cfg: DictConfig, parts: Parts, overrides: list[str], verbose: bool = True) -> dict:
-    """Fit (unless ``train=false``), test the best checkpoint, and return the final metrics
-    (``verbose``: Lightning prints the test metrics' table)."""
-    trainer, model, data = parts.trainer, parts.model, parts.datamodule
-    metrics: dict = {"params": model.num_params}
-    # Lightning checks some trainer settings only when fitting starts; a ValueError there is a
-    # setting's fault when it names one of the trainer overrides
-    with rejected_settings(
-        "trainer", "Trainer", overrides, (MisconfigurationException,), explained_only=(ValueError,)
-    ):
-        if cfg.train:
-            trainer.fit(model, datamodule=data, ckpt_path=parts.ckpt_path)
-            metrics.update(fit_facts(trainer))
-        checkpoint = trainer.checkpoint_callback
-        best = checkpoint.best_model_path if checkpoint else ""
-        metrics["best_checkpoint"] = best or None
-        if cfg.test:
-            # the best checkpoint by val/acc; without one (fast_dev_run, checkpointing off) the
-            # weights the fit ended with; with train=false the checkpoint given
-            tested = (best or None) if cfg.train else parts.ckpt_path
-            trainer.test(model, datamodule=data, ckpt_path=tested, verbose=verbose)
-            metrics.update(_scalars(trainer.callback_metrics, prefix="test/"))
-            metrics["tested_checkpoint"] = tested or "final weights"
-    return metrics
-
-
-def _scalars(metrics: dict, prefix: str = "") -> dict:
-    return {k: float(v) for k, v in metrics.items() if k.startswith(prefix) and v.numel() == 1}
-
-
-def fit_facts(trainer) -> dict:
-    """The fit's final metrics and its facts, as ``Classifier.on_train_end`` left them in
-    ``trainer.callback_metrics`` (which, unlike the trainer's own state, returns from ddp_spawn
-    workers): epochs trained, the 1-based best epoch, this fit's seconds per epoch, and what
-    stopped it: ``patience`` (early stopping), ``cap`` (``trainer.max_epochs``) or ``limit``
-    (``max_time``, ``max_steps``, a debug flag)."""
-    scalars = _scalars(trainer.callback_metrics)
-    facts = {k: v for k, v in scalars.items() if k.startswith("fit/")}
-    found = {k: v for k, v in scalars.items() if k not in facts}
-    epochs = int(facts.get("fit/epochs", 0))
-    seconds = facts.get("fit/sec_per_epoch", math.nan)  # NaN: no epoch ran in this fit
-    stopped_by = "limit"
-    if facts.get("fit/early_stopped"):
-        stopped_by = "patience"
-    elif trainer.max_epochs is not None and epochs >= trainer.max_epochs:
-        stopped_by = "cap"
-    return found | {
-        "epochs": epochs,
-        "best_epoch": int(facts.get("fit/best_epoch", 0)),
-        "sec_per_epoch": None if math.isnan(seconds) else seconds,
-        "stopped_by": stopped_by,
-    }
-
-
-def compute_facts(cfg: DictConfig, trainer, multirun: bool) -> Compute:
-    """How this job computes: precision, memory format, threads, parallel jobs, the hardware."""
-    device = trainer.strategy.root_device
-    return Compute(
-        precision=str(trainer.precision),
-        channels_last=bool(cfg.get("channels_last")),
-        threads=torch.get_num_threads(),
-        parallel_jobs=parallel_jobs(HydraConfig.get()) if multirun else 1,
-        device=torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
-        cpu=resolvers.cpu_model(),
-        native_bf16=resolvers.native_bf16(),
-    )
-
-
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=CONFIG_NAME)
 @task_wrapper
 def run(cfg: DictConfig, attempt: Attempt) -> Metrics:
-    """One job: validate, choose the rate, build, fit and test; returns the final metrics."""
+    """One job: validate, build, fit and test; returns the final metrics."""
+    selection = cfg.get("lr_selection") or {}  # configs saved before it existed have none
+    if selection.get("trial") is not None:  # a trial job of the sweep's lr_selection stage
+        as_trial(cfg)
     validate_config(cfg)
-    # the condition's rate, chosen on the validation split (configs saved before this
-    # option existed have no lr_selection)
-    if (cfg.get("lr_selection") or {}).get("enabled"):
-        choice = select_lr(cfg, attempt.identity, attempt.output_dir)
+    if selection.get("enabled") and selection.get("trial") is None:
+        choice = chosen(cfg, attempt.identity.condition)
         attempt.record.lr_selection = LrSelection.model_validate(choice)
-        cfg.optimizer.lr = attempt.record.lr_selection.lr
     attempt.settle_seed()
     if attempt.identity.shares_console:  # a sweep's console: the job's own log keeps it
         log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=True))
     else:
         print_config_tree(cfg)
-    parts = build(cfg, attempt.identity, attempt.output_dir)
-    attempt.record.wandb, attempt.record.metrics_csv = parts.wandb, parts.metrics_csv
-    attempt.record.compute = compute_facts(cfg, parts.trainer, attempt.identity.multirun)
+    prepared = prepare(cfg, attempt.identity, attempt.output_dir)
+    attempt.record.wandb, attempt.record.metrics_csv = prepared.wandb, prepared.metrics_csv
+    attempt.record.compute = compute_facts(cfg, prepared.parts.trainer, attempt.identity.multirun)
     attempt.write("running")
     identity = attempt.identity
-    facts = fit_and_test(cfg, parts, identity.overrides, verbose=not identity.shares_console)
+    facts = fit_and_test(cfg, prepared, identity.overrides, verbose=not identity.shares_console)
     metrics = Metrics.model_validate(facts)
     log.info(
         "done: test/acc=%.4f val/acc_best=%.4f epochs=%s in %s",

@@ -52,3 +52,8 @@ def budget_check(mid: pd.Series, end: pd.Series, halfwidth: float | None) -> dic
         "change_high": high,
         "settled": not (moved or flipped),
     }
+
+
+def unsettled(settled) -> bool:
+    """An effect's budget check found it still moving (``settled`` False, not None or NaN)."""
+    return not pd.isna(settled) and not settled

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from cnn_ablations.budget import CONVERGED, SPEED, Budget, unsettled
+from cnn_ablations.budget import CONVERGED, SPEED, Budget
+from cnn_ablations.report.budget_check import unsettled
 from cnn_ablations.report.runs import CONFIG
 
 NOT_AT_BUDGET = "not tested at this budget"

@@ -8,7 +8,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from cnn_ablations.budget import unsettled
+from cnn_ablations.report.budget_check import unsettled
 from cnn_ablations.report.seeds import INCONCLUSIVE, RESOLVED
 from cnn_ablations.report.stats import Analysis
 

@@ -11,6 +11,8 @@ sweeper does, in one sweep dir:
    ``max`` (``cnn_ablations.report.seeds``); only the (condition, seed) jobs no ok job of the
    sweep dir has run, a reference condition at the union of its effects' seeds.
 
+With ``lr_selection.enabled``, a stage 0 runs first: each condition's learning-rate trials, and
+every job of the condition then trains at its chosen rate (``cnn_ablations.lr_select``).
 The plan is written to ``<sweep>/seeds_plan.json`` and logged before stage 2. Stage-1 results are
 read from the sweep dir (``load_sweep``), so ``resume=true`` plans identically and runs only the
 jobs without an ok ``results.json``. This module is imported by Hydra's plugin scan on every run:
@@ -193,10 +195,9 @@ class AdaptiveSeedsSweeper(Sweeper):
             done = self._done(load_sweep(sweep_dir), keys)
         except ConfigError:  # no job dir yet
             done = set()
-        # seed by seed: parallel jobs are of different conditions, so with lr_selection each
-        # condition's first job chooses its learning rate before the others start (as long as
-        # the launcher runs no more jobs at once than there are conditions)
-        todo = [(c, s) for s in stage1 for c in conditions if (c, s) not in done]
+        rates = self._select_rates(keys, conditions, sweep_dir)
+        conditions = {c: [*job, *rates.get(c, [])] for c, job in conditions.items()}
+        todo = [(c, s) for s in stage1 for c in conditions if (c, s) not in done]  # seed by seed
         log.info(
             "adaptive_seeds stage 1: %d conditions x seeds %s: %d jobs to run",
             len(conditions),
@@ -231,6 +232,38 @@ class AdaptiveSeedsSweeper(Sweeper):
         )
         self._log_plan(plan, failed, len(planned), len(todo), sweep_dir)
         return returns + self._launch([self._with_seed(conditions[c], s) for c, s in todo])
+
+    def _select_rates(self, keys: list[str], conditions: dict, sweep_dir: Path) -> dict:
+        """With ``lr_selection.enabled``: each condition's trial jobs (those its choice file does
+        not settle yet) through the launcher, then its rate as an override,
+        ``optimizer.lr=<rate>`` (``cnn_ablations.lr_select``)."""
+        selection = self.config.get("lr_selection")
+        if not selection or not selection.enabled:
+            return {}
+        from cnn_ablations import lr_select
+
+        names = {c: ",".join(f"{k}={v}" for k, v in zip(keys, c, strict=True)) or "all"
+                 for c in conditions}  # fmt: skip
+        epochs = self.config.trainer.max_epochs
+        trials = [
+            job
+            for c, overrides in conditions.items()
+            if not lr_select.choice_file(sweep_dir, names[c]).is_file()
+            for job in lr_select.trial_jobs(overrides, names[c], selection, epochs)
+        ]
+        log.info(
+            "lr_selection: %d conditions x rates %s x optimizer.lr: %d trial jobs to run",
+            len(conditions),
+            list(selection.factors),
+            len(trials),
+        )
+        self._launch(trials)
+        rates = {}
+        for c in conditions:
+            choice = lr_select.choose(sweep_dir, names[c], selection)
+            log.info("lr_selection: %s -> lr %g", names[c], choice["lr"])
+            rates[c] = [f"optimizer.lr={choice['lr']!r}"]
+        return rates
 
     def _log_plan(
         self, plan: list, failed: list[str], planned: int, todo: int, sweep_dir: Path
