@@ -15,15 +15,13 @@ from statsmodels.stats.weightstats import DescrStatsW
 from tests.conftest import FAST, REPO, compose_cfg, run_cli
 
 from cnn_ablations.report.__main__ import main as report_main
-from cnn_ablations.report.planning import replanned
+from cnn_ablations.report.planning import plan_effect, replanned, stein_n
 from cnn_ablations.report.runs import read_runs
 from cnn_ablations.report.seeds import (
     EQUIVALENT,
     INCONCLUSIVE,
     RESOLVED,
-    plan_effect,
     stein_halfwidth,
-    stein_n,
     stein_p_value,
     t_quantile,
     verdicts,

@@ -28,7 +28,7 @@ from cnn_ablations.overrides import (
 from cnn_ablations.record import RESULTS_FILE, Metrics, RunRecord, UnreadableRecord, WandbRun
 
 MULTIRUN_FILE = "multirun.yaml"
-PLAN_FILE = "seeds_plan.json"  # hydra/sweeper=adaptive_seeds's plan (cnn_ablations.report.seeds)
+PLAN_FILE = "seeds_plan.json"  # hydra/sweeper=adaptive_seeds's plan (cnn_ablations.report.planning)
 SAVED_OVERRIDES = Path(".hydra") / "overrides.yaml"
 
 

@@ -1,14 +1,83 @@
-"""The seeds plan of a ``hydra/sweeper=adaptive_seeds`` sweep from its runs table: what the
-sweeper plans stage 2 by, and what a report rebuilt from ``runs.csv`` alone recomputes."""
+"""The seeds planner of ``hydra/sweeper=adaptive_seeds``: how many seeds each effect needs by
+Stein's rule (``report/seeds.py`` has the rule's intervals), planned from a runs table. The
+sweeper plans stage 2 with it, and a report rebuilt from ``runs.csv`` alone recomputes the plan
+with it."""
 
 import json
-from dataclasses import asdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cnn_ablations.overrides import SEED
-from cnn_ablations.report.seeds import EffectPlan, plan_seeds
+from cnn_ablations.report.seeds import CONFIDENCE, t_quantile
 from cnn_ablations.report.stats import factor_levels, job_rows, paired_differences, study_budget
+
+
+def stein_n(s1, n1: int, halfwidth: float):
+    """Paired differences in all that Stein's rule asks for: max(n1, ⌈(t·s1/d)²⌉) (arrays too)."""
+    need = np.ceil((t_quantile(n1 - 1) * np.asarray(s1, dtype=float) / halfwidth) ** 2)
+    return np.maximum(n1, need).astype(int)
+
+
+@dataclass
+class EffectPlan:
+    """One effect's stage-2 plan."""
+
+    factor: str
+    level: str
+    reference: str
+    n1: int  # paired differences stage 1 gave (fewer than ``first`` if jobs failed)
+    s1: float | None  # their sample standard deviation (None when n1 < 2)
+    n_needed: int | None  # Stein's n (None: n1 < 2, no variance to plan from)
+    n: int  # the differences planned in all: min(n_needed, max)
+    capped: bool  # n_needed > max
+    seeds: list[int]  # the seeds of those n differences: stage 1's, then the next of the pool
+
+
+def plan_effect(
+    factor: str,
+    level: str,
+    reference: str,
+    diffs: pd.Series,
+    later_seeds: list[int],
+    halfwidth: float,
+    cap: int,
+) -> EffectPlan:
+    """Stein's plan for one effect from its stage-1 differences (index: seed); the extra seeds
+    are the first of ``later_seeds`` (the pool after stage 1)."""
+    n1 = len(diffs)
+    seeds = [int(s) for s in diffs.index]
+    if n1 < 2:
+        return EffectPlan(factor, level, reference, n1, None, None, n1, False, seeds)
+    s1 = float(diffs.std(ddof=1))
+    needed = int(stein_n(s1, n1, halfwidth))
+    n = max(min(needed, cap), n1)
+    return EffectPlan(
+        factor, level, reference, n1, s1, needed, n, needed > n, seeds + later_seeds[: n - n1]
+    )
+
+
+def plan_seeds(
+    differences: Iterable[tuple[str, str, str, pd.Series]],
+    later_seeds: list[int],
+    halfwidth: float,
+    cap: int,
+) -> list[EffectPlan]:
+    """Every effect's plan from its stage-1 paired differences, as
+    ``stats.paired_differences`` yields them: (factor, level, reference, d by seed)."""
+    return [
+        plan_effect(factor, level, reference, diffs, later_seeds, halfwidth, cap)
+        for factor, level, reference, diffs in differences
+    ]
+
+
+def write_plan(path: Path, settings: dict, plan: list[EffectPlan], **extra) -> None:
+    """``seeds_plan.json``: the design's settings, each effect's plan, and ``extra`` facts."""
+    record = {**settings, "confidence": CONFIDENCE, "effects": [asdict(e) for e in plan], **extra}
+    Path(path).write_text(json.dumps(record, indent=2) + "\n")
 
 
 def seeds_plan(

@@ -1,5 +1,5 @@
-"""How many seeds each effect needs, and intervals and verdicts that stay valid when the data
-chose that number (the ``hydra/sweeper=adaptive_seeds`` design, docs/sweeps.md).
+"""Intervals and verdicts that stay valid when the data chose how many seeds an effect got (the
+``hydra/sweeper=adaptive_seeds`` design, docs/sweeps.md; its planner is ``report/planning.py``).
 
 Stein's two-stage procedure (Stein 1945) on an effect's paired differences d_s (seed s): stage 1
 gives n1 of them with sample standard deviation s1; taking
@@ -16,11 +16,7 @@ The ordinary t-interval on the same n differences ignores that n depended on s1:
 than 95% (tests/test_seeds.py measures it), so the report labels it as such next to Stein's.
 """
 
-import json
 import math
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,12 +34,6 @@ def t_quantile(df):
     return stats.t.ppf(0.5 + CONFIDENCE / 2, df)
 
 
-def stein_n(s1, n1: int, halfwidth: float):
-    """Paired differences in all that Stein's rule asks for: max(n1, ⌈(t·s1/d)²⌉) (arrays too)."""
-    need = np.ceil((t_quantile(n1 - 1) * np.asarray(s1, dtype=float) / halfwidth) ** 2)
-    return np.maximum(n1, need).astype(int)
-
-
 def stein_halfwidth(s1, n1: int, n):
     """Half-width of Stein's exact 95% interval after n differences: t(n1−1)·s1/√n."""
     return t_quantile(n1 - 1) * np.asarray(s1, dtype=float) / np.sqrt(n)
@@ -56,64 +46,6 @@ def stein_p_value(mean, s1, n1: int, n):
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = np.abs(mean) * np.sqrt(n) / s1
     return np.where(mean == 0, 1.0, 2 * stats.t.sf(statistic, n1 - 1))
-
-
-@dataclass
-class EffectPlan:
-    """One effect's stage-2 plan."""
-
-    factor: str
-    level: str
-    reference: str
-    n1: int  # paired differences stage 1 gave (fewer than ``first`` if jobs failed)
-    s1: float | None  # their sample standard deviation (None when n1 < 2)
-    n_needed: int | None  # Stein's n (None: n1 < 2, no variance to plan from)
-    n: int  # the differences planned in all: min(n_needed, max)
-    capped: bool  # n_needed > max
-    seeds: list[int]  # the seeds of those n differences: stage 1's, then the next of the pool
-
-
-def plan_effect(
-    factor: str,
-    level: str,
-    reference: str,
-    diffs: pd.Series,
-    later_seeds: list[int],
-    halfwidth: float,
-    cap: int,
-) -> EffectPlan:
-    """Stein's plan for one effect from its stage-1 differences (index: seed); the extra seeds
-    are the first of ``later_seeds`` (the pool after stage 1)."""
-    n1 = len(diffs)
-    seeds = [int(s) for s in diffs.index]
-    if n1 < 2:
-        return EffectPlan(factor, level, reference, n1, None, None, n1, False, seeds)
-    s1 = float(diffs.std(ddof=1))
-    needed = int(stein_n(s1, n1, halfwidth))
-    n = max(min(needed, cap), n1)
-    return EffectPlan(
-        factor, level, reference, n1, s1, needed, n, needed > n, seeds + later_seeds[: n - n1]
-    )
-
-
-def plan_seeds(
-    differences: Iterable[tuple[str, str, str, pd.Series]],
-    later_seeds: list[int],
-    halfwidth: float,
-    cap: int,
-) -> list[EffectPlan]:
-    """Every effect's plan from its stage-1 paired differences, as
-    ``stats.paired_differences`` yields them: (factor, level, reference, d by seed)."""
-    return [
-        plan_effect(factor, level, reference, diffs, later_seeds, halfwidth, cap)
-        for factor, level, reference, diffs in differences
-    ]
-
-
-def write_plan(path: Path, settings: dict, plan: list[EffectPlan], **extra) -> None:
-    """``seeds_plan.json``: the design's settings, each effect's plan, and ``extra`` facts."""
-    record = {**settings, "confidence": CONFIDENCE, "effects": [asdict(e) for e in plan], **extra}
-    Path(path).write_text(json.dumps(record, indent=2) + "\n")
 
 
 # --- the report --------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ sweeper does, in one sweep dir:
    the integers after its largest;
 2. for each effect (a level vs its factor's reference, paired by seed), the seeds Stein's
    two-stage rule asks for to reach a 95% interval of half-width ``halfwidth`` points, at most
-   ``max`` (``cnn_ablations.report.seeds``); only the (condition, seed) jobs no ok job of the
+   ``max`` (``cnn_ablations.report.planning``); only the (condition, seed) jobs no ok job of the
    sweep dir has run, a reference condition at the union of its effects' seeds.
 
 With ``lr_selection.enabled``, a stage 0 runs first: each condition's learning-rate trials, and
@@ -179,8 +179,7 @@ class AdaptiveSeedsSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> list:
         from cnn_ablations.errors import ConfigError
-        from cnn_ablations.report import seeds as stein
-        from cnn_ablations.report.planning import seeds_plan
+        from cnn_ablations.report.planning import seeds_plan, write_plan
         from cnn_ablations.report.runs import parsed, runs_frame
         from cnn_ablations.sweepdir import PLAN_FILE, load_sweep, save_multirun
 
@@ -218,7 +217,7 @@ class AdaptiveSeedsSweeper(Sweeper):
         done = self._done(sweep, keys)
         todo = [job for job in planned if job not in done]
         failed = [j.name for j in sweep.failed if j.seed in stage1]
-        stein.write_plan(
+        write_plan(
             sweep_dir / PLAN_FILE,
             {"halfwidth": self.halfwidth, "first": self.first, "max": self.cap},
             plan,
