@@ -124,6 +124,13 @@ def test_lr_selection_is_a_stage_of_the_sweep_with_one_job_per_trial(cli, tmp_pa
             assert record["config"]["optimizer"]["lr"] == choice["lr"]
             assert record["lr_selection"] == choice
         assert summary.loc[f"variant={variant}", "lr_mean"] == choice["lr"]  # the report's lr
+    # a job re-run from its saved config trains at its condition's rate, with no trials
+    job = sweep_dir / "variant=sigmoid,seed=1"
+    result = cli("--config-dir", str(job / ".hydra"), "--config-name", "config")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (rerun,) = run_dirs(tmp_path, "runs")
+    for key in ("test/acc", "val/acc_best", "train/loss"):
+        assert results(rerun)["metrics"][key] == jobs[job.name]["metrics"][key], key
 
 
 def test_lr_selection_outside_adaptive_seeds_is_refused_before_any_job(cli, tmp_path):

@@ -10,8 +10,9 @@ which makes the job a trial (:func:`as_trial`: ``optimizer.lr`` times the factor
 callbacks, checkpoints or test). Each trial is a job with its results.json, in
 ``<sweep>/lr_selection/<condition>,lr_factor=<factor>/``. The sweeper keeps the rate with the
 best validation accuracy in ``<sweep>/lr_selection/<condition>.json`` and gives every job of the
-condition ``optimizer.lr=<that rate>``; each job's results.json records the choice. The test
-split plays no part.
+condition ``optimizer.lr=<that rate> lr_selection.enabled=false`` (the job chooses nothing, and
+re-runs from its saved config at that rate); each job's results.json records the choice. The
+test split plays no part.
 """
 
 import json
@@ -19,6 +20,7 @@ import os
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
 from cnn_ablations.errors import ConfigError, check_number
@@ -89,18 +91,22 @@ def choose(sweep_dir: Path, name: str, selection: DictConfig) -> dict:
     return choice
 
 
-def chosen(cfg: DictConfig, condition: str) -> dict:
-    """In a job of a sweep with ``lr_selection.enabled``: its condition's choice, which the
-    sweeper made before stage 1 and passed as ``optimizer.lr``."""
-    hydra_cfg = HydraConfig.get()
-    how = f"its rates are tried in a stage of {STAGE}: sweep with it, or drop lr_selection.enabled"
-    if hydra_cfg.mode.name != "MULTIRUN":
+def chosen(cfg: DictConfig, condition: str) -> dict | None:
+    """The learning-rate choice a job trains at, for its record: in a sweep whose sweeper chose
+    one, its condition's (handed to it as ``optimizer.lr`` with ``lr_selection.enabled=false``);
+    None elsewhere. ``lr_selection.enabled=true`` reaching a job means no sweeper ran its trials
+    (a single run): refused."""
+    if cfg.lr_selection.enabled:
         raise ConfigError(
-            f"lr_selection.enabled=true chooses optimizer.lr per condition of a sweep; {how}"
+            f"lr_selection.enabled=true chooses optimizer.lr per condition of a sweep, in a stage "
+            f"of {STAGE}: sweep with it (-m {STAGE} ...), or drop lr_selection.enabled"
         )
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
     path = choice_file(Path(hydra_cfg.sweep.dir), condition or "all")
     if not path.is_file():
-        raise ConfigError(f"lr_selection.enabled=true but {path} does not exist; {how}")
+        return None
     choice = json.loads(path.read_text())
     if float(cfg.optimizer.lr) != choice["lr"]:
         raise ConfigError(

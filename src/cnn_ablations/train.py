@@ -61,11 +61,12 @@ def print_config_tree(cfg: DictConfig) -> None:
 def run(cfg: DictConfig, attempt: Attempt) -> Metrics:
     """One job: validate, build, fit and test; returns the final metrics."""
     selection = cfg.get("lr_selection") or {}  # configs saved before it existed have none
-    if selection.get("trial") is not None:  # a trial job of the sweep's lr_selection stage
+    trial = selection.get("trial") is not None  # a trial job of the sweep's lr_selection stage
+    if trial:
         as_trial(cfg)
     validate_config(cfg)
-    if selection.get("enabled") and selection.get("trial") is None:
-        choice = chosen(cfg, attempt.identity.condition)
+    choice = chosen(cfg, attempt.identity.condition) if selection and not trial else None
+    if choice is not None:
         attempt.record.lr_selection = LrSelection.model_validate(choice)
     attempt.settle_seed()
     if attempt.identity.shares_console:  # a sweep's console: the job's own log keeps it

@@ -234,8 +234,8 @@ class AdaptiveSeedsSweeper(Sweeper):
 
     def _select_rates(self, keys: list[str], conditions: dict, sweep_dir: Path) -> dict:
         """With ``lr_selection.enabled``: each condition's trial jobs (those its choice file does
-        not settle yet) through the launcher, then its rate as an override,
-        ``optimizer.lr=<rate>`` (``cnn_ablations.lr_select``)."""
+        not settle yet) through the launcher, then its rate as overrides,
+        ``optimizer.lr=<rate> lr_selection.enabled=false`` (``cnn_ablations.lr_select``)."""
         selection = self.config.get("lr_selection")
         if not selection or not selection.enabled:
             return {}
@@ -261,7 +261,7 @@ class AdaptiveSeedsSweeper(Sweeper):
         for c in conditions:
             choice = lr_select.choose(sweep_dir, names[c], selection)
             log.info("lr_selection: %s -> lr %g", names[c], choice["lr"])
-            rates[c] = [f"optimizer.lr={choice['lr']!r}"]
+            rates[c] = [f"optimizer.lr={choice['lr']!r}", "lr_selection.enabled=false"]
         return rates
 
     def _log_plan(
