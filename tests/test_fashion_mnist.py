@@ -92,7 +92,9 @@ def test_lr_selection_is_a_stage_of_the_sweep_with_one_job_per_trial(cli, tmp_pa
 
     args = ["-m", *TINY, "hydra/sweeper=adaptive_seeds", "hydra.sweeper.first=2",
             "hydra.sweeper.max=2", "variant=baseline,sigmoid", "seed=0,1",
-            "lr_selection.enabled=true", "lr_selection.factors=[0.1,10]"]  # fmt: skip
+            "budget=converged", "trainer.max_epochs=3", "callbacks.early_stopping.patience=1",
+            "lr_selection.enabled=true", "lr_selection.factors=[0.1,10]",
+            "lr_selection.epochs=1"]  # fmt: skip
     result = cli(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = {d.name: results(d) for d in run_dirs(tmp_path, "sweeps")}
@@ -104,7 +106,7 @@ def test_lr_selection_is_a_stage_of_the_sweep_with_one_job_per_trial(cli, tmp_pa
         trials = [results(sweep_dir / "lr_selection" / f"variant={variant},lr_factor={factor}")
                   for factor in (0.1, 10)]  # fmt: skip
         for trial, factor in zip(trials, (0.1, 10), strict=True):
-            assert (trial["status"], trial["seed"]) == ("ok", 12345)
+            assert (trial["status"], trial["seed"], trial["metrics"]["epochs"]) == ("ok", 12345, 1)
             assert trial["config"]["optimizer"]["lr"] == pytest.approx(1e-3 * factor)
             assert trial["config"]["callbacks"] == {} and trial["config"]["logger"] == {}
             assert "test/acc" not in trial["metrics"]
