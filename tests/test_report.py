@@ -171,14 +171,20 @@ def test_a_report_is_rebuilt_from_its_runs_csv_alone(fixture, request, tmp_path,
     same_report(report_dir, alone)
 
 
-def test_a_runs_csv_that_is_not_one_is_refused_in_one_line(tmp_path, capsys):
+def test_a_runs_csv_that_is_not_one_is_refused_in_one_line(ofat, tmp_path, capsys):
     bad = tmp_path / "runs.csv"
     bad.write_text("a,b\n1,2\n")
     assert main(["--runs", str(bad)]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert "is not a readable runs.csv (no column job, seed, status, test_acc)" in line
+    assert "is not a readable runs.csv (no column job, sweep, seed, status and" in line
     assert main(["--runs", str(tmp_path / "missing.csv")]) == 2
     assert "missing.csv is not a readable runs.csv" in capsys.readouterr().err
+    edited = pd.read_csv(ofat[2] / "runs.csv", dtype=str)  # a number edited into text
+    edited.loc[2, "test_acc"] = "91,2"
+    edited.to_csv(bad, index=False)
+    assert main(["--runs", str(bad)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"(test_acc is '91,2' for job {edited.loc[2, 'job']}, not a number)" in line
 
 
 def test_effects_vs_baseline_match_scipy_in_points(ofat):

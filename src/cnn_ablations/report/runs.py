@@ -28,6 +28,7 @@ CONFIG = "config:"  # prefix of the columns holding a config key that differs be
 CURVES = {"val/acc": "val_acc_by_epoch", "train/loss": "train_loss_by_epoch"}
 BUDGET = {f"budget_{name}": name for name in Budget.__dataclass_fields__}
 PLAN = ["plan_halfwidth", "plan_first", "plan_max", "plan_seed_pool"]
+BOOLEAN = ["channels_last", "budget_annealed"]
 TEXT = [
     "job", "sweep", "status", "stopped_by", "started_at", "finished_at", "budget_kind",
     "budget_monitor", "precision", "device", "cpu", "wandb_group", "wandb_run", "overrides",
@@ -194,23 +195,32 @@ def factors_of(runs: pd.DataFrame) -> list[str]:
 
 def read_runs(source: Path | str | io.StringIO) -> pd.DataFrame:
     """A ``runs.csv`` (a path or a buffer) as :func:`runs_frame` wrote it: factor levels and
-    config values as text, empty cells as missing."""
+    config values as text, empty cells as missing; every column there, numbers in the number
+    columns, or one ``ConfigError`` line that names what is not."""
     try:
         header = pd.read_csv(source, nrows=0).columns
         if isinstance(source, io.StringIO):
             source.seek(0)
-        missing = [c for c in ("job", SEED, "status", "test_acc") if c not in header]
+        missing = [c for c in COLUMNS if c not in header]
         if missing:
-            raise ValueError(f"no column {', '.join(missing)}")
+            more = f" and {len(missing) - 4} more" if len(missing) > 4 else ""
+            raise ValueError(f"no column {', '.join(missing[:4])}{more}")
         text = [c for c in header if c in TEXT or c not in COLUMNS]
-        return pd.read_csv(
+        runs = pd.read_csv(
             source, dtype=dict.fromkeys(text, str), keep_default_na=False, na_values=[""]
         )
+        for column in (c for c in COLUMNS if c not in TEXT and c not in BOOLEAN):
+            numbers = pd.to_numeric(runs[column], errors="coerce")
+            wrong = runs[column].notna() & numbers.isna()
+            if wrong.any():
+                row = runs[wrong].iloc[0]
+                raise ValueError(f"{column} is {row[column]!r} for job {row['job']}, not a number")
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise ConfigError(
             f"{source} is not a readable runs.csv ({str(err).splitlines()[0]}); the report "
             "of a sweep writes one: python -m cnn_ablations.report SWEEP_DIR"
         ) from None
+    return runs
 
 
 def parsed(runs: pd.DataFrame) -> pd.DataFrame:
