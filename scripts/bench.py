@@ -16,8 +16,9 @@ b  ``project``  what ``python -m cnn_ablations.train`` runs, made by the same ``
                 ``conf/trainer/cpu.yaml`` (deterministic, 32-bit, log_every_n_steps 10,
                 validation every epoch), its scheduler, the CSV logger of ``conf/logger/csv.yaml``
                 and the default callbacks (ModelCheckpoint best + last, LR monitor) without
-                progress bar and model summary. What the harness adds to a job (its record, W&B,
-                resume) is outside the epochs timed.
+                progress bar and model summary. What the harness adds to a job is left out: its
+                record and W&B run (outside the epochs) and its fit_record callbacks (inside
+                them: a few host-side operations per epoch).
 c  ``pil``      the usual torchvision pipeline: a Dataset returning one PIL image per sample ->
                 ``ToTensor`` -> ``Normalize``, ``DataLoader(shuffle=True, num_workers=0|2)``,
                 under the same ``build()``'s Trainer, callbacks, logger and ``Classifier``.

@@ -9,6 +9,7 @@ import json
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 from tests.conftest import FAST, only_run_dir, results
 
 from cnn_ablations.data import datasets
@@ -90,11 +91,21 @@ def test_the_d2l_preset_lands_near_the_books_lenet(cli, tmp_path):
 def test_lr_selection_is_a_stage_of_the_sweep_with_one_job_per_trial(cli, tmp_path):
     from tests.conftest import TINY, run_dirs
 
-    args = ["-m", *TINY, "hydra/sweeper=adaptive_seeds", "hydra.sweeper.first=2",
-            "hydra.sweeper.max=2", "variant=baseline,sigmoid", "seed=0,1",
-            "budget=converged", "trainer.max_epochs=3", "callbacks.early_stopping.patience=1",
-            "lr_selection.enabled=true", "lr_selection.factors=[0.1,10]",
-            "lr_selection.epochs=1"]  # fmt: skip
+    args = [
+        "-m",
+        *TINY,
+        "hydra/sweeper=adaptive_seeds",
+        "hydra.sweeper.first=2",
+        "hydra.sweeper.max=2",
+        "variant=baseline,sigmoid",
+        "seed=0,1",
+        "budget=converged",
+        "trainer.max_epochs=3",
+        "callbacks.early_stopping.patience=1",
+        "lr_selection.enabled=true",
+        "lr_selection.factors=[0.1,10,1e30]",
+        "lr_selection.epochs=1",
+    ]  # fmt: skip (1e30: a rate that diverges, a failed trial)
     result = cli(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = {d.name: results(d) for d in run_dirs(tmp_path, "sweeps")}
@@ -110,7 +121,12 @@ def test_lr_selection_is_a_stage_of_the_sweep_with_one_job_per_trial(cli, tmp_pa
             assert trial["config"]["optimizer"]["lr"] == pytest.approx(1e-3 * factor)
             assert trial["config"]["callbacks"] == {} and trial["config"]["logger"] == {}
             assert "test/acc" not in trial["metrics"]
+        huge = results(sweep_dir / "lr_selection" / f"variant={variant},lr_factor={1e30}")
+        # ReLU diverges at 1e27 (a failed trial, not chosen, and said so); sigmoid saturates
+        assert huge["status"] == ("failed" if variant == "baseline" else "ok")
+        trials += [huge] if huge["status"] == "ok" else []
         choice = json.loads((sweep_dir / "lr_selection" / f"variant={variant}.json").read_text())
+        assert choice["failed_factors"] == ([1e30] if variant == "baseline" else [])
         assert choice["trials"] == [
             {
                 "lr": t["config"]["optimizer"]["lr"],
@@ -135,6 +151,24 @@ def test_lr_selection_is_a_stage_of_the_sweep_with_one_job_per_trial(cli, tmp_pa
         assert results(rerun)["metrics"][key] == jobs[job.name]["metrics"][key], key
 
 
+def test_lr_trial_jobs_parse_whatever_the_condition_and_train_its_own_epochs():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from cnn_ablations.lr_select import trial_jobs
+
+    name = "data.name='it\\'s',model.pool=a\\\\b"  # a quote and a backslash in its levels
+    selection = OmegaConf.create({"seed": 7, "epochs": None, "factors": [0.3, 3.0]})
+    parser = OverridesParser.create()
+    jobs = trial_jobs(["variant=tanh", "seed=0"], name, selection)
+    for factor, job in zip((0.3, 3.0), jobs, strict=True):
+        parsed = {o.key_or_group: o.value() for o in parser.parse_overrides(job)}
+        assert parsed["hydra.sweep.subdir"] == f"lr_selection/{name},lr_factor={factor}"
+        assert (parsed["seed"], parsed["lr_selection.trial"]) == (7, factor)
+        assert "trainer.max_epochs" not in parsed  # the condition's own epochs
+    selection.epochs = 2
+    assert "trainer.max_epochs=2" in trial_jobs(["variant=tanh"], name, selection)[0]
+
+
 def test_lr_selection_outside_adaptive_seeds_is_refused_before_any_job(cli, tmp_path):
     from tests.conftest import TINY
 
@@ -145,3 +179,21 @@ def test_lr_selection_outside_adaptive_seeds_is_refused_before_any_job(cli, tmp_
     assert basic.returncode == 2
     assert "a stage of hydra/sweeper=adaptive_seeds" in basic.stderr_lines[-1]
     assert not list(tmp_path.glob("outputs/sweeps/*/*/*/results.json"))
+
+
+def test_a_condition_whose_every_trial_failed_fails_its_jobs_and_the_sweep_goes_on(cli, tmp_path):
+    from tests.conftest import TINY, run_dirs
+
+    args = ["-m", *TINY, "hydra/sweeper=adaptive_seeds", "hydra.sweeper.first=2",
+            "hydra.sweeper.max=2", "variant=baseline,sigmoid", "seed=0,1",
+            "lr_selection.enabled=true", "lr_selection.factors=[1e30]"]  # fmt: skip
+    assert cli(*args).returncode == 1  # a sweep with failed jobs
+    jobs = {d.name: results(d) for d in run_dirs(tmp_path, "sweeps")}
+    for seed in (0, 1):  # ReLU diverges at that rate, sigmoid trains
+        failed = jobs[f"variant=baseline,seed={seed}"]
+        assert failed["status"] == "failed"
+        assert (
+            "no learning rate was chosen for variant=baseline: every trial failed"
+            in (failed["error"])
+        )
+        assert jobs[f"variant=sigmoid,seed={seed}"]["status"] == "ok"

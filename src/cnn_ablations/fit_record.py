@@ -27,6 +27,12 @@ class FitFacts(pl.Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         self.best_epoch, self.best = state_dict["best_epoch"], state_dict["best"]
 
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        if "best_epoch" in checkpoint:  # saved before FitFacts kept it: the module's then
+            best = checkpoint["state_dict"].get("val_acc_best.max_value")
+            self.best_epoch = checkpoint["best_epoch"]
+            self.best = -math.inf if best is None else float(best)
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.started = (time.perf_counter(), trainer.current_epoch)
         if trainer.global_step > 0:  # resumed: logged by the run that started it

@@ -12,6 +12,9 @@ from torchmetrics.classification import MulticlassAccuracy
 from cnn_ablations.errors import JobFailed
 from cnn_ablations.models.layers import count_trainable_parameters
 
+# configs saved before 2026-12-06 name it here (scheduler=lecun1998's _target_): re-runs find it
+from cnn_ablations.schedules import piecewise_constant_lr  # noqa: F401
+
 
 class NonFiniteLossError(JobFailed):
     """Training produced a NaN/inf loss; the job stops and is recorded as failed."""

@@ -89,6 +89,7 @@ class LrSelection(_Model):
     trials: list[LrTrial]
     seed: int
     epochs: int
+    failed_factors: list[float] = Field(default_factory=list)  # the rates whose trial failed
 
 
 class Compute(_Model):

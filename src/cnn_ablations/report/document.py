@@ -109,8 +109,7 @@ def compute_line(runs: pd.DataFrame) -> str | None:
         found = {str(int(v)) if isinstance(v, float) else str(v) for v in ok[name]}
         return "/".join(sorted(found))
 
-    memory = {"True": "channels-last", "False": "contiguous"}
-    layout = "/".join(memory[v] for v in values("channels_last").split("/"))
+    layout = values("memory_format").replace("channels_last", "channels-last")
     return (
         f"precision {values('precision')}, {layout}, {values('threads')} thread(s) per job, "
         f"{values('parallel_jobs')} job(s) at once, on {values('device')} ({values('cpu')})"

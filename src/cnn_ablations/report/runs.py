@@ -28,17 +28,18 @@ CONFIG = "config:"  # prefix of the columns holding a config key that differs be
 CURVES = {"val/acc": "val_acc_by_epoch", "train/loss": "train_loss_by_epoch"}
 BUDGET = {f"budget_{name}": name for name in Budget.__dataclass_fields__}
 PLAN = ["plan_halfwidth", "plan_first", "plan_max", "plan_seed_pool"]
-BOOLEAN = ["channels_last", "budget_annealed"]
+BOOLEAN = ["budget_annealed"]
 TEXT = [
     "job", "sweep", "status", "stopped_by", "started_at", "finished_at", "budget_kind",
-    "budget_monitor", "precision", "device", "cpu", "wandb_group", "wandb_run", "overrides",
+    "budget_monitor", "precision", "memory_format", "device", "cpu", "wandb_group", "wandb_run",
+    "overrides",
     *CURVES.values(), "plan_seed_pool", "error",
 ]  # fmt: skip
 COLUMNS = [
     "job", "sweep", SEED, "status", "test_acc", "val_acc_best", "train_loss", "epochs",
     "best_epoch", "stopped_by", "sec_per_epoch", "params", "lr", "val_acc_epoch1",
     "val_acc_final", "val_acc_best_at_half", "val_acc_best_at_end", "started_at", "finished_at",
-    *BUDGET, "precision", "channels_last", "threads", "parallel_jobs", "device", "cpu",
+    *BUDGET, "precision", "memory_format", "threads", "parallel_jobs", "device", "cpu",
     "wandb_group", "wandb_run", *PLAN, "overrides", *CURVES.values(), "error",
 ]  # fmt: skip
 
@@ -133,6 +134,12 @@ def level_rank(sweep: Sweep, key: str, level: str | None) -> tuple:
 def runs_frame(sweep: Sweep) -> pd.DataFrame:
     """One row per job of ``sweep``, ok or not (columns: the module docstring), in the order the
     sweep lists its factors' levels, then by seed: a factor's reference is its first level."""
+    clash = [key for key in sweep.factors if key in COLUMNS]
+    if clash:
+        raise ConfigError(
+            f"the sweep varies {clash[0]}, which runs.csv names a column of its own: its report "
+            "cannot tell them apart; sweep the setting under another key"
+        )
     plan = read_plan(sweep.path)
     configs = condition_configs(sweep)
     rows = []
@@ -158,7 +165,7 @@ def runs_frame(sweep: Sweep) -> pd.DataFrame:
             "started_at": stamp(record.started_at if record else None),
             "finished_at": stamp(record.finished_at if record else None),
             **{column: getattr(budget, name, None) for column, name in BUDGET.items()},
-            **(compute.model_dump(exclude={"native_bf16"}) if compute else {}),
+            **(compute_columns(compute) if compute else {}),
             "wandb_group": record.group if record else None,
             "wandb_run": record.wandb.id if record and record.wandb else None,
             "overrides": json.dumps([o for o in job.overrides if not o.startswith(PATHS)]),
@@ -181,6 +188,12 @@ def runs_frame(sweep: Sweep) -> pd.DataFrame:
         ),
     )
     return frame.iloc[order].reset_index(drop=True)
+
+
+def compute_columns(compute) -> dict:
+    """How a job computed (its record's ``compute``), as runs.csv's columns."""
+    facts = compute.model_dump(exclude={"native_bf16", "channels_last"})
+    return facts | {"memory_format": "channels_last" if compute.channels_last else "contiguous"}
 
 
 def stamp(seconds: float | None) -> str | None:

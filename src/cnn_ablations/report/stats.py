@@ -26,6 +26,7 @@ from cnn_ablations.sweepdir import Sweep, read_plan
 
 BASELINE = "baseline"
 OK = "ok"  # a job's status once it finished
+HANDED = {SEED, "lr_selection.enabled"}  # keys a sweeper sets per job, not the study's settings
 # the jobs frame's metrics (accuracies in percent) <- their runs.csv columns
 METRICS = {
     "test/acc": "test_acc",
@@ -148,13 +149,13 @@ def reference_condition(levels: dict[str, list[str]]) -> str:
 
 
 def shared_overrides(runs: pd.DataFrame) -> list[str]:
-    """Overrides (the seed aside) that every ok job was given (runs.csv leaves out ``paths.*``,
-    where its files went)."""
+    """Overrides that every ok job was given, less the seed and what a sweeper hands each job
+    (``lr_selection.enabled=false``, with its chosen rate); runs.csv leaves out ``paths.*``."""
     given = [json.loads(o) for o in runs.loc[runs["status"] == OK, "overrides"]]
     if not given:
         return []
     common = set.intersection(*(set(overrides) for overrides in given))
-    return [o for o in given[0] if o in common and override_key(o) != SEED]
+    return [o for o in given[0] if o in common and override_key(o) not in HANDED]
 
 
 def factor_levels(runs: pd.DataFrame, jobs: pd.DataFrame) -> dict[str, list[str]]:

@@ -153,9 +153,17 @@ class AdaptiveSeedsSweeper(Sweeper):
             )
         return keys, conditions, seeds
 
+    @classmethod
+    def _with_seed(cls, job: list[str], seed: int) -> list[str]:
+        return cls._with(job, [f"{SEED}={seed}"])
+
     @staticmethod
-    def _with_seed(job: list[str], seed: int) -> list[str]:
-        return [f"{SEED}={seed}" if o.split("=", 1)[0] == SEED else o for o in job]
+    def _with(job: list[str], handed: list[str]) -> list[str]:
+        """``job`` with each of the ``handed`` overrides in place of its own of that key, or
+        after its overrides."""
+        keys = {o.split("=", 1)[0]: o for o in handed}
+        kept = [keys.pop(o.split("=", 1)[0], o) for o in job]
+        return [*kept, *keys.values()]
 
     # --- launching -----------------------------------------------------------------------------
 
@@ -195,7 +203,7 @@ class AdaptiveSeedsSweeper(Sweeper):
         except ConfigError:  # no job dir yet
             done = set()
         rates = self._select_rates(keys, conditions, sweep_dir)
-        conditions = {c: [*job, *rates.get(c, [])] for c, job in conditions.items()}
+        conditions = {c: self._with(job, rates.get(c, [])) for c, job in conditions.items()}
         todo = [(c, s) for s in stage1 for c in conditions if (c, s) not in done]  # seed by seed
         log.info(
             "adaptive_seeds stage 1: %d conditions x seeds %s: %d jobs to run",
@@ -241,14 +249,18 @@ class AdaptiveSeedsSweeper(Sweeper):
             return {}
         from cnn_ablations import lr_select
 
+        if "optimizer.lr" in keys:
+            raise _error(
+                "the grid sweeps optimizer.lr and lr_selection.enabled=true chooses it per "
+                "condition: sweep one or the other"
+            )
         names = {c: ",".join(f"{k}={v}" for k, v in zip(keys, c, strict=True)) or "all"
                  for c in conditions}  # fmt: skip
-        epochs = self.config.trainer.max_epochs
         trials = [
             job
             for c, overrides in conditions.items()
             if not lr_select.choice_file(sweep_dir, names[c]).is_file()
-            for job in lr_select.trial_jobs(overrides, names[c], selection, epochs)
+            for job in lr_select.trial_jobs(overrides, names[c], selection)
         ]
         log.info(
             "lr_selection: %d conditions x rates %s x optimizer.lr: %d trial jobs to run",
@@ -260,8 +272,9 @@ class AdaptiveSeedsSweeper(Sweeper):
         rates = {}
         for c in conditions:
             choice = lr_select.choose(sweep_dir, names[c], selection)
-            log.info("lr_selection: %s -> lr %g", names[c], choice["lr"])
-            rates[c] = [f"optimizer.lr={choice['lr']!r}", "lr_selection.enabled=false"]
+            if choice is not None:  # else its jobs fail, saying why
+                log.info("lr_selection: %s -> lr %g", names[c], choice["lr"])
+                rates[c] = [f"optimizer.lr={choice['lr']!r}", "lr_selection.enabled=false"]
         return rates
 
     def _log_plan(
