@@ -3,6 +3,7 @@
 import io
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -380,3 +381,12 @@ def test_a_model_comparison_is_judged_by_the_capacity_claim_with_its_setting(tmp
     console.print(table.to_rich(120))
     assert "the literature" in console.export_text() and "this setting" not in console.export_text()
     assert "| this setting |" in table.to_markdown()
+
+
+@pytest.mark.parametrize("shipped", ["example_report", "example_report/learning_speed"])
+def test_each_shipped_report_is_what_its_runs_csv_rebuilds(shipped, tmp_path):
+    """docs/'s reports are rebuilt from their runs.csv by this code, table for table: a change
+    that moves a number of theirs must regenerate them."""
+    source = Path(__file__).resolve().parents[1] / "docs" / shipped
+    assert main(["--runs", str(source / "runs.csv"), "--out", str(tmp_path)]) == 0
+    same_report(source, tmp_path)
