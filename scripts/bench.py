@@ -466,10 +466,11 @@ def scaling(results: dict) -> dict | None:
 
 
 def print_report(report: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from cnn_ablations.report.document import report_console
+
+    console = report_console()  # a log file gets whole rows, not 80 columns
     config = report["config"]
     times = Table(
         title=f"LeNet-5, batch {config['batch_size']}, {config['torch_threads']} torch threads: "

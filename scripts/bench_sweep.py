@@ -289,15 +289,16 @@ def report_rows(report: dict) -> list[tuple[str, ...]]:
 
 
 def print_report(report: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from cnn_ablations.report.document import report_console
 
     table = Table(title="make bench-sweep (medians; A/B: the median of paired ratios)")
     for column in ("section", "A", "B", "A/B", "note"):
         table.add_column(column, justify="left" if column in ("section", "note") else "right")
     for row in report_rows(report):
         table.add_row(*row)
-    Console().print(table)
+    report_console().print(table)  # a log file gets whole rows, not 80 columns
 
 
 def main(argv: list[str] | None = None) -> dict:
