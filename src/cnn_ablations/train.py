@@ -1,11 +1,11 @@
 """Train and test one configuration: ``python -m cnn_ablations.train [overrides]`` (or ``-m``).
 
 A job is one pass: compose (Hydra) -> validate -> build (the core's ``build``, through
-``runner.prepare``) -> fit -> test -> ``results.json``,
-inside :func:`cnn_ablations.job.task_wrapper`, which records the outcome. :func:`main` turns
-outcomes into one stderr line and an exit code: 0 ok, 1 failed, 2 a bad setting or input file,
-and for an interruption 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP). A multirun goes
-on past failed jobs and exits 1 at the end if any failed.
+``runner.prepare``) -> fit -> test -> ``results.json``, inside
+:func:`cnn_ablations.job.task_wrapper`, which records the outcome. :func:`main` turns outcomes
+into one stderr line and an exit code: 0 ok, 1 failed, 2 a bad setting or input file, and for an
+interruption 128 + the signal (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP). A multirun goes on past
+failed jobs and exits 1 at the end if any failed.
 """
 
 import argparse
