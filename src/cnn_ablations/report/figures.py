@@ -14,11 +14,6 @@ from cnn_ablations.report.stats import Analysis
 
 DPI = 120
 LABELS = {"val/acc": "val/acc %"}  # the curves' axis labels: accuracies in percent
-SHORT_VERDICTS = {
-    RESOLVED: "resolved",
-    INCONCLUSIVE: "inconclusive",
-    "no practical difference": "within ±d",
-}
 
 
 def _colors(conditions: list[str]) -> dict[str, tuple]:
